@@ -1,0 +1,165 @@
+//! [`Snapshot`]: the visible stores, owned, to carry into new work.
+
+use core::fmt;
+
+use crate::frame::{self, Chain, Node};
+
+/// The stores visible at one point, copied so they can move to another task
+/// or thread and be made visible there again.
+///
+/// Node carries its store into every callback and promise created inside
+/// `run`; Rust has no hook where new work starts, so the adapters
+/// ([`tokio`](crate::tokio), [`async_std`](crate::async_std),
+/// [`smol`](crate::smol), [`thread`](crate::thread)) capture a snapshot when
+/// they spawn and restore it in the new task. Use it directly where you start
+/// work by other means.
+///
+/// # What is carried
+///
+/// * Stores installed with [`with_store`](crate::WithStore::with_store) or
+///   [`scope`](crate::scope): their value is cloned (they are `Clone + Send`).
+/// * Not carried: stores installed with
+///   [`with_local_store`](crate::WithStore::with_local_store) or
+///   [`scope_local`](crate::scope_local). Where one is the innermost store
+///   of its type, the snapshot has no store of that type at all: an outer,
+///   shadowed store of the same type never leaks through.
+/// * Hiding is kept: a type hidden by `without_store` or [`exit`](crate::exit)
+///   at capture is absent in the snapshot.
+///
+/// Restoring (with [`run`](Snapshot::run) or
+/// [`with_snapshot`](crate::WithStore::with_snapshot)) makes exactly the
+/// captured stores visible: stores visible where it is restored are hidden
+/// meanwhile, except those installed inside it.
+///
+/// # Cost
+///
+/// `capture` walks the visible frames and makes one heap allocation per
+/// carried store (a clone of the value and a frame header); `clone` does the
+/// same. Restoring allocates nothing and costs what entering one scope costs.
+/// Requires the `alloc` feature (on with `std`).
+///
+/// # Examples
+///
+/// ```
+/// use async_local_storage::{get, scope, Snapshot};
+///
+/// let snapshot = scope(String::from("req-42"), Snapshot::capture);
+/// assert_eq!(get::<String>(), None);
+///
+/// let handle = std::thread::spawn(move || snapshot.run(get::<String>));
+/// assert_eq!(handle.join().unwrap().as_deref(), Some("req-42"));
+/// ```
+pub struct Snapshot {
+    chain: Chain,
+}
+
+impl Snapshot {
+    /// Copies the stores visible now.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use async_local_storage::{scope, Snapshot};
+    ///
+    /// assert!(Snapshot::capture().is_empty());
+    /// let snapshot = scope(1u8, || scope(2u16, Snapshot::capture));
+    /// assert_eq!(snapshot.len(), 2);
+    /// ```
+    #[must_use]
+    pub fn capture() -> Snapshot {
+        Snapshot {
+            chain: frame::capture(),
+        }
+    }
+
+    /// A snapshot with no stores: restoring it hides everything, which
+    /// isolates code from the stores of its caller.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use async_local_storage::{get, scope, Snapshot};
+    ///
+    /// let seen = scope(1u8, || Snapshot::empty().run(get::<u8>));
+    /// assert_eq!(seen, None);
+    /// ```
+    #[must_use]
+    pub fn empty() -> Snapshot {
+        Snapshot {
+            chain: Chain::empty(),
+        }
+    }
+
+    /// The number of stores in the snapshot.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use async_local_storage::{scope, Snapshot};
+    ///
+    /// assert_eq!(scope(1u8, Snapshot::capture).len(), 1);
+    /// ```
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.chain.len()
+    }
+
+    /// Returns `true` if the snapshot holds no store.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use async_local_storage::Snapshot;
+    ///
+    /// assert!(Snapshot::empty().is_empty());
+    /// ```
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.chain.top().is_null()
+    }
+
+    /// Calls `f` with exactly the captured stores visible, and returns what
+    /// it returns.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use async_local_storage::{get, scope, Snapshot};
+    ///
+    /// let snapshot = scope(5u32, Snapshot::capture);
+    /// assert_eq!(snapshot.run(get::<u32>), Some(5));
+    /// assert_eq!(snapshot.run(get::<u32>), Some(5)); // reusable
+    /// ```
+    pub fn run<R>(&self, f: impl FnOnce() -> R) -> R {
+        self.chain.run(f)
+    }
+
+    pub(crate) fn node(self) -> Node<Snapshot> {
+        let top = self.chain.top();
+        Node::jump(self, top)
+    }
+}
+
+impl Clone for Snapshot {
+    /// Clones every store again (one allocation each).
+    fn clone(&self) -> Snapshot {
+        Snapshot {
+            chain: self.chain.clone(),
+        }
+    }
+}
+
+impl Default for Snapshot {
+    /// The [empty](Snapshot::empty) snapshot.
+    fn default() -> Snapshot {
+        Snapshot::empty()
+    }
+}
+
+impl fmt::Debug for Snapshot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Snapshot")
+            .field("stores", &self.len())
+            .finish()
+    }
+}
