@@ -71,6 +71,21 @@ mod snapshot;
 #[cfg_attr(docsrs, doc(cfg(feature = "std")))]
 pub mod thread;
 
+#[cfg(feature = "tokio")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
+#[path = "../adapters/tokio.rs"]
+pub mod tokio;
+
+#[cfg(feature = "async-std")]
+#[cfg_attr(docsrs, doc(cfg(feature = "async-std")))]
+#[path = "../adapters/async_std.rs"]
+pub mod async_std;
+
+#[cfg(feature = "smol")]
+#[cfg_attr(docsrs, doc(cfg(feature = "smol")))]
+#[path = "../adapters/smol.rs"]
+pub mod smol;
+
 pub use access::{exit, get, is_set, scope, scope_local, with};
 pub use frame::{FramePtr, Hidden};
 pub use scoped::{Scoped, WithStore};

@@ -15,6 +15,17 @@
 #[cfg(feature = "custom-slot")]
 use crate::FramePtr;
 
+/// The name of the slot backend this build selected: `"thread-local"`,
+/// `"custom"` or `"critical-section"`. Handy in logs and benchmark output.
+///
+/// # Examples
+///
+/// ```
+/// // With the default `std` feature:
+/// assert_eq!(async_local_storage::slot::BACKEND, "thread-local");
+/// ```
+pub const BACKEND: &str = imp::NAME;
+
 #[cfg(feature = "std")]
 #[path = "slot/thread_local.rs"]
 pub(crate) mod imp;
@@ -42,6 +53,7 @@ compile_error!(
 pub(crate) mod imp {
     //! Placeholder so that the `compile_error!` above is the only error.
     use crate::FramePtr;
+    pub(crate) const NAME: &str = "none";
     pub(crate) fn get() -> FramePtr {
         FramePtr::NULL
     }

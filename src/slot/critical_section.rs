@@ -18,6 +18,8 @@ use critical_section::Mutex;
 
 use crate::FramePtr;
 
+pub(crate) const NAME: &str = "critical-section";
+
 static TOP: Mutex<Cell<FramePtr>> = Mutex::new(Cell::new(FramePtr::NULL));
 
 pub(crate) fn get() -> FramePtr {

@@ -3,6 +3,8 @@
 
 use crate::FramePtr;
 
+pub(crate) const NAME: &str = "custom";
+
 extern "Rust" {
     fn _async_local_storage_slot_get() -> FramePtr;
     fn _async_local_storage_slot_set(top: FramePtr);

@@ -9,6 +9,8 @@ use core::cell::Cell;
 
 use crate::FramePtr;
 
+pub(crate) const NAME: &str = "thread-local";
+
 std::thread_local! {
     static TOP: Cell<FramePtr> = const { Cell::new(FramePtr::NULL) };
 }

@@ -1,0 +1,1 @@
+//! Adapter for `async_std` (being written).

@@ -1,0 +1,1 @@
+//! Adapter for `smol` (being written).

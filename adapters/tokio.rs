@@ -1,0 +1,1 @@
+//! Adapter for `tokio` (being written).
