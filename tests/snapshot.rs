@@ -1,0 +1,143 @@
+//! `Snapshot`: what is captured, and that restoring recreates exactly what
+//! was visible (shadowing, hiding and local stores included).
+
+mod common;
+
+use std::rc::Rc;
+
+use async_local_storage::{exit, get, is_set, scope, scope_local, Snapshot, WithStore};
+use common::{block_on, yield_now, RequestId, User};
+
+#[test]
+fn captures_the_innermost_value_of_each_type() {
+    let snap = scope(RequestId(1), || {
+        scope(User("ada"), || scope(RequestId(2), Snapshot::capture))
+    });
+    assert_eq!(snap.len(), 2);
+    assert_eq!(
+        snap.run(|| (get::<RequestId>(), get::<User>())),
+        (Some(RequestId(2)), Some(User("ada")))
+    );
+    assert_eq!(get::<RequestId>(), None, "run restores the slot");
+}
+
+#[test]
+fn restoring_hides_what_is_visible_at_the_restore_site() {
+    let snap = scope(RequestId(1), Snapshot::capture);
+    scope(User("elsewhere"), || {
+        scope(RequestId(99), || {
+            snap.run(|| {
+                assert_eq!(get::<RequestId>(), Some(RequestId(1)));
+                assert_eq!(get::<User>(), None);
+                // Stores installed inside the restored snapshot are visible.
+                scope(User("inner"), || {
+                    assert_eq!(get::<User>(), Some(User("inner")))
+                });
+            });
+            assert_eq!(get::<RequestId>(), Some(RequestId(99)));
+            assert_eq!(get::<User>(), Some(User("elsewhere")));
+        })
+    });
+}
+
+#[test]
+fn hidden_types_stay_hidden() {
+    let snap = scope(RequestId(1), || {
+        scope(User("ada"), || exit::<RequestId, _>(Snapshot::capture))
+    });
+    assert_eq!(snap.len(), 1);
+    assert_eq!(
+        snap.run(|| (get::<RequestId>(), get::<User>())),
+        (None, Some(User("ada")))
+    );
+}
+
+#[test]
+fn local_stores_are_not_carried_and_do_not_let_outer_values_leak() {
+    let snap = scope(RequestId(1), || {
+        scope_local(RequestId(2), || {
+            scope_local(Rc::new(5u8), Snapshot::capture)
+        })
+    });
+    assert!(snap.is_empty());
+    assert_eq!(
+        snap.run(|| (get::<RequestId>(), is_set::<Rc<u8>>())),
+        (None, false)
+    );
+}
+
+#[test]
+fn capture_inside_a_restored_snapshot_sees_the_snapshot_and_what_was_added() {
+    let first = scope(RequestId(1), Snapshot::capture);
+    let second = scope(User("outer-not-carried"), || {
+        first.run(|| scope(User("added"), Snapshot::capture))
+    });
+    assert_eq!(second.len(), 2);
+    assert_eq!(
+        second.run(|| (get::<RequestId>(), get::<User>())),
+        (Some(RequestId(1)), Some(User("added")))
+    );
+}
+
+#[test]
+fn with_snapshot_carries_into_a_future_polled_elsewhere() {
+    let snap = block_on(
+        async { Snapshot::capture() }
+            .with_store(RequestId(3))
+            .with_store(User("bo")),
+    );
+    let fut = async {
+        yield_now().await;
+        let inner = async { get::<User>() }.with_store(User("inner")).await;
+        (get::<RequestId>(), get::<User>(), inner)
+    }
+    .with_snapshot(snap);
+    let seen = std::thread::spawn(move || scope(RequestId(100), || block_on(fut)))
+        .join()
+        .unwrap();
+    assert_eq!(
+        seen,
+        (Some(RequestId(3)), Some(User("bo")), Some(User("inner")))
+    );
+}
+
+#[test]
+fn clones_are_independent() {
+    let snap = scope(vec![1u32, 2], Snapshot::capture);
+    let copy = snap.clone();
+    drop(snap);
+    assert_eq!(copy.run(get::<Vec<u32>>), Some(vec![1, 2]));
+    assert_eq!(copy.clone().len(), 1);
+}
+
+#[test]
+fn empty_snapshot_isolates() {
+    assert!(Snapshot::default().is_empty());
+    let seen = scope(RequestId(1), || Snapshot::empty().run(get::<RequestId>));
+    assert_eq!(seen, None);
+    let seen = block_on(
+        async { get::<RequestId>() }
+            .with_snapshot(Snapshot::empty())
+            .with_store(RequestId(1)),
+    );
+    assert_eq!(seen, None);
+}
+
+#[test]
+fn values_are_dropped_with_the_snapshot() {
+    let value = std::sync::Arc::new(());
+    let snap = scope(value.clone(), Snapshot::capture);
+    assert_eq!(std::sync::Arc::strong_count(&value), 2);
+    let copy = snap.clone();
+    assert_eq!(std::sync::Arc::strong_count(&value), 3);
+    drop((snap, copy));
+    assert_eq!(std::sync::Arc::strong_count(&value), 1);
+}
+
+#[test]
+fn into_parts_gives_the_snapshot_back() {
+    let snap = scope(RequestId(4), Snapshot::capture);
+    let (_fut, snap) = async {}.with_snapshot(snap).into_parts();
+    assert_eq!(snap.run(get::<RequestId>), Some(RequestId(4)));
+    assert_eq!(format!("{snap:?}"), "Snapshot { stores: 1 }");
+}
