@@ -25,7 +25,7 @@ fn every_item_is_produced_with_the_store_visible() {
 fn nothing_is_visible_between_items() {
     block_on(async {
         let mut items = Box::pin(
-            stream::repeat_with(|| get::<RequestId>())
+            stream::repeat_with(get::<RequestId>)
                 .take(3)
                 .with_store(RequestId(6)),
         );
