@@ -1,1 +1,225 @@
-//! Adapter for `async_std` (being written).
+//! async-std: spawn tasks and blocking work that start with the current
+//! stores.
+//!
+//! Enable the `async-std` feature and call these instead of async-std's own:
+//!
+//! | async-std | carries the stores |
+//! |---|---|
+//! | [`async_std::task::spawn`](::async_std::task::spawn) | [`spawn`] |
+//! | [`async_std::task::spawn_local`](::async_std::task::spawn_local) | [`spawn_local`] |
+//! | [`async_std::task::spawn_blocking`](::async_std::task::spawn_blocking) | [`spawn_blocking`] |
+//! | [`Builder::spawn`], [`Builder::local`] | [`BuilderExt::spawn_with_stores`], [`BuilderExt::local_with_stores`] |
+//!
+//! Each one captures a [`Snapshot`] of the stores visible where it is
+//! called (one clone of each) and runs the new task or closure inside it.
+//! They take and return exactly what async-std's functions do.
+//!
+//! async-std is discontinued upstream in favour of [smol](crate::smol); this
+//! adapter stays supported for code that still runs on it.
+//!
+//! # Examples
+//!
+//! ```
+//! use async_local_storage::{get, WithStore};
+//!
+//! #[derive(Clone, Debug, PartialEq)]
+//! struct RequestId(u64);
+//!
+//! async_std::task::block_on(
+//!     async {
+//!         let carried = async_local_storage::async_std::spawn(async { get::<RequestId>() });
+//!         let blocking = async_local_storage::async_std::spawn_blocking(get::<RequestId>);
+//!         let plain = async_std::task::spawn(async { get::<RequestId>() });
+//!
+//!         assert_eq!(carried.await, Some(RequestId(7)));
+//!         assert_eq!(blocking.await, Some(RequestId(7)));
+//!         assert_eq!(plain.await, None); // async-std's own spawn starts empty
+//!     }
+//!     .with_store(RequestId(7)),
+//! );
+//! ```
+//!
+//! # What is carried, and what is not
+//!
+//! * A task started by async-std's own `spawn` sees no store: it is polled
+//!   on an executor thread, outside the spawner's poll.
+//! * Stores installed with [`with_store`](crate::WithStore::with_store) or
+//!   [`scope`](crate::scope) are cloned into the new work when it is
+//!   spawned. Stores installed with
+//!   [`with_local_store`](crate::WithStore::with_local_store) or
+//!   [`scope_local`](crate::scope_local) are not carried.
+//! * A future that already carries its own store
+//!   (`async_std::task::spawn(fut.with_store(v))`) needs no adapter, and
+//!   [`block_on`](::async_std::task::block_on) polls its future on the
+//!   calling thread, so the stores visible there stay visible.
+//! * [`JoinHandle::cancel`](::async_std::task::JoinHandle::cancel) drops the
+//!   task's future with its stores visible. Dropping a `JoinHandle` detaches
+//!   the task; it does not cancel it.
+//! * async-std's `task_local!` is a separate mechanism: it neither sees nor
+//!   carries these stores.
+//!
+//! [`Builder::spawn`]: ::async_std::task::Builder::spawn
+//! [`Builder::local`]: ::async_std::task::Builder::local
+
+use core::future::Future;
+use std::io;
+
+use ::async_std::task::{Builder, JoinHandle};
+
+use crate::{Snapshot, WithStore};
+
+/// Like [`async_std::task::spawn`](::async_std::task::spawn), with the
+/// current stores visible at every poll of the new task (and while it is
+/// dropped).
+///
+/// # Examples
+///
+/// ```
+/// use async_local_storage::{get, scope};
+///
+/// let handle = scope(String::from("job-1"), || {
+///     async_local_storage::async_std::spawn(async { get::<String>() })
+/// });
+/// assert_eq!(async_std::task::block_on(handle).as_deref(), Some("job-1"));
+/// ```
+pub fn spawn<F, T>(future: F) -> JoinHandle<T>
+where
+    F: Future<Output = T> + Send + 'static,
+    T: Send + 'static,
+{
+    ::async_std::task::spawn(future.with_snapshot(Snapshot::capture()))
+}
+
+/// Like [`async_std::task::spawn_local`](::async_std::task::spawn_local),
+/// with the current stores visible at every poll of the new task.
+///
+/// The task runs on the calling thread, while that thread is inside
+/// async-std's `block_on` or is one of its executor threads.
+///
+/// # Examples
+///
+/// ```
+/// use async_local_storage::{get, WithStore};
+///
+/// let seen = async_std::task::block_on(async {
+///     async_local_storage::async_std::spawn_local(async { get::<u8>() }).await
+/// }.with_store(4u8));
+/// assert_eq!(seen, Some(4));
+/// ```
+pub fn spawn_local<F, T>(future: F) -> JoinHandle<T>
+where
+    F: Future<Output = T> + 'static,
+    T: 'static,
+{
+    ::async_std::task::spawn_local(future.with_snapshot(Snapshot::capture()))
+}
+
+/// Like [`async_std::task::spawn_blocking`](::async_std::task::spawn_blocking),
+/// with the current stores visible while `f` runs on the blocking thread.
+///
+/// # Examples
+///
+/// ```
+/// use async_local_storage::{get, scope};
+///
+/// let handle = scope(9u64, || async_local_storage::async_std::spawn_blocking(get::<u64>));
+/// assert_eq!(async_std::task::block_on(handle), Some(9));
+/// ```
+pub fn spawn_blocking<F, T>(f: F) -> JoinHandle<T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    let snapshot = Snapshot::capture();
+    ::async_std::task::spawn_blocking(move || snapshot.run(f))
+}
+
+mod sealed {
+    // Reachable only through the public extension trait, which it seals.
+    #[allow(unreachable_pub)]
+    pub trait Sealed {}
+
+    impl Sealed for ::async_std::task::Builder {}
+}
+
+/// Spawning through async-std's task [`Builder`] (named tasks) with the
+/// current stores.
+///
+/// Sealed: implemented for `Builder` only.
+///
+/// # Examples
+///
+/// ```
+/// use async_local_storage::{get, scope, async_std::BuilderExt};
+///
+/// let handle = scope(5u16, || {
+///     async_std::task::Builder::new()
+///         .name("worker".into())
+///         .spawn_with_stores(async { get::<u16>() })
+/// })
+/// .unwrap();
+/// assert_eq!(async_std::task::block_on(handle), Some(5));
+/// ```
+pub trait BuilderExt: sealed::Sealed {
+    /// Like [`Builder::spawn`], with the current stores visible at every
+    /// poll of the new task.
+    ///
+    /// # Errors
+    ///
+    /// As [`Builder::spawn`]: when the task cannot be spawned.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use async_local_storage::{get, scope, async_std::BuilderExt};
+    ///
+    /// let builder = async_std::task::Builder::new();
+    /// let handle = scope('a', || builder.spawn_with_stores(async { get::<char>() })).unwrap();
+    /// assert_eq!(async_std::task::block_on(handle), Some('a'));
+    /// ```
+    fn spawn_with_stores<F, T>(self, future: F) -> io::Result<JoinHandle<T>>
+    where
+        F: Future<Output = T> + Send + 'static,
+        T: Send + 'static;
+
+    /// Like [`Builder::local`], with the current stores visible at every
+    /// poll of the new task.
+    ///
+    /// # Errors
+    ///
+    /// As [`Builder::local`]: when the task cannot be spawned.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use async_local_storage::{get, WithStore, async_std::BuilderExt};
+    ///
+    /// let seen = async_std::task::block_on(async {
+    ///     let builder = async_std::task::Builder::new();
+    ///     builder.local_with_stores(async { get::<u8>() }).unwrap().await
+    /// }.with_store(6u8));
+    /// assert_eq!(seen, Some(6));
+    /// ```
+    fn local_with_stores<F, T>(self, future: F) -> io::Result<JoinHandle<T>>
+    where
+        F: Future<Output = T> + 'static,
+        T: 'static;
+}
+
+impl BuilderExt for Builder {
+    fn spawn_with_stores<F, T>(self, future: F) -> io::Result<JoinHandle<T>>
+    where
+        F: Future<Output = T> + Send + 'static,
+        T: Send + 'static,
+    {
+        self.spawn(future.with_snapshot(Snapshot::capture()))
+    }
+
+    fn local_with_stores<F, T>(self, future: F) -> io::Result<JoinHandle<T>>
+    where
+        F: Future<Output = T> + 'static,
+        T: 'static,
+    {
+        self.local(future.with_snapshot(Snapshot::capture()))
+    }
+}

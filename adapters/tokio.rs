@@ -1,1 +1,456 @@
-//! Adapter for `tokio` (being written).
+//! tokio: spawn tasks and blocking work that start with the current stores.
+//!
+//! Enable the `tokio` feature and call these instead of tokio's own:
+//!
+//! | tokio | carries the stores |
+//! |---|---|
+//! | [`tokio::spawn`](::tokio::task::spawn) | [`spawn`] |
+//! | [`tokio::task::spawn_local`](::tokio::task::spawn_local) | [`spawn_local`] |
+//! | [`tokio::task::spawn_blocking`](::tokio::task::spawn_blocking) | [`spawn_blocking`] |
+//! | [`Handle::spawn`], [`Runtime::spawn`] | [`HandleExt::spawn_with_stores`] |
+//! | [`Handle::spawn_blocking`], [`Runtime::spawn_blocking`] | [`HandleExt::spawn_blocking_with_stores`] |
+//! | [`JoinSet::spawn`], [`spawn_local`](JoinSet::spawn_local), [`spawn_blocking`](JoinSet::spawn_blocking) | [`JoinSetExt`]`::{spawn_with_stores, spawn_local_with_stores, spawn_blocking_with_stores}` |
+//! | [`LocalSet::spawn_local`] | [`LocalSetExt::spawn_local_with_stores`] |
+//!
+//! Each one captures a [`Snapshot`] of the stores visible where it is
+//! called (one clone of each) and runs the new task or closure inside it.
+//! They take and return exactly what tokio's functions do. For the other
+//! ways to start work (`JoinSet::spawn_on`, `task::Builder`, ...) wrap the
+//! future yourself: `fut.with_snapshot(Snapshot::capture())`.
+//!
+//! # Examples
+//!
+//! ```
+//! use async_local_storage::{get, WithStore};
+//!
+//! #[derive(Clone, Debug, PartialEq)]
+//! struct RequestId(u64);
+//!
+//! let rt = tokio::runtime::Runtime::new().unwrap();
+//! rt.block_on(
+//!     async {
+//!         let carried = async_local_storage::tokio::spawn(async { get::<RequestId>() });
+//!         let blocking = async_local_storage::tokio::spawn_blocking(get::<RequestId>);
+//!         let plain = tokio::spawn(async { get::<RequestId>() });
+//!
+//!         assert_eq!(carried.await.unwrap(), Some(RequestId(7)));
+//!         assert_eq!(blocking.await.unwrap(), Some(RequestId(7)));
+//!         assert_eq!(plain.await.unwrap(), None); // tokio's own spawn starts empty
+//!     }
+//!     .with_store(RequestId(7)),
+//! );
+//! ```
+//!
+//! # What is carried, and what is not
+//!
+//! * A task started by tokio's own `spawn` sees no store, whatever was
+//!   visible where it was spawned: tokio polls it on a worker thread, outside
+//!   the spawner's poll.
+//! * Stores installed with [`with_store`](crate::WithStore::with_store) or
+//!   [`scope`](crate::scope) are cloned into the new work at the moment it
+//!   is spawned; later changes on either side are not shared (put an `Arc`
+//!   in the store to share state).
+//! * Stores installed with
+//!   [`with_local_store`](crate::WithStore::with_local_store) or
+//!   [`scope_local`](crate::scope_local) are not carried: the new work sees
+//!   no store of that type.
+//! * A future that already carries its own store
+//!   (`tokio::spawn(fut.with_store(v))`) needs no adapter: that store is
+//!   visible at every poll of `fut`, on any worker, and while tokio drops it
+//!   (when the task is aborted or the runtime shuts down).
+//!
+//! # `block_in_place` and `block_on`
+//!
+//! [`tokio::task::block_in_place`](::tokio::task::block_in_place) runs its
+//! closure on the current thread, inside the current poll, so the stores
+//! stay visible with no adapter. The same holds for the future given to
+//! [`Runtime::block_on`], which is polled on the calling thread:
+//!
+//! ```
+//! use async_local_storage::{get, WithStore};
+//!
+//! let rt = tokio::runtime::Runtime::new().unwrap(); // block_in_place needs the multi-thread runtime
+//! let task = async { tokio::task::block_in_place(get::<u32>) }.with_store(3u32);
+//! assert_eq!(rt.block_on(rt.spawn(task)).unwrap(), Some(3));
+//! ```
+//!
+//! # `tokio::task_local!`
+//!
+//! tokio's [`task_local!`](::tokio::task_local) is a separate mechanism with
+//! its own keys: it does not see these stores, these functions do not carry
+//! its values, and tokio's own `spawn` does not carry them either.
+//!
+//! [`Handle::spawn`]: ::tokio::runtime::Handle::spawn
+//! [`Handle::spawn_blocking`]: ::tokio::runtime::Handle::spawn_blocking
+//! [`Runtime::spawn`]: ::tokio::runtime::Runtime::spawn
+//! [`Runtime::spawn_blocking`]: ::tokio::runtime::Runtime::spawn_blocking
+//! [`Runtime::block_on`]: ::tokio::runtime::Runtime::block_on
+//! [`JoinSet::spawn`]: ::tokio::task::JoinSet::spawn
+//! [`LocalSet::spawn_local`]: ::tokio::task::LocalSet::spawn_local
+
+use core::future::Future;
+
+use ::tokio::runtime::{Handle, Runtime};
+use ::tokio::task::{AbortHandle, JoinHandle, JoinSet, LocalSet};
+
+use crate::{Snapshot, WithStore};
+
+/// Like [`tokio::spawn`](::tokio::task::spawn), with the current stores
+/// visible at every poll of the new task (and while it is dropped).
+///
+/// # Panics
+///
+/// As tokio's: when called outside a tokio runtime.
+///
+/// # Examples
+///
+/// ```
+/// use async_local_storage::{get, scope};
+///
+/// let rt = tokio::runtime::Runtime::new().unwrap();
+/// let _guard = rt.enter();
+/// let handle = scope(String::from("job-1"), || {
+///     async_local_storage::tokio::spawn(async { get::<String>() })
+/// });
+/// assert_eq!(rt.block_on(handle).unwrap().as_deref(), Some("job-1"));
+/// ```
+#[track_caller]
+pub fn spawn<F>(future: F) -> JoinHandle<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    ::tokio::task::spawn(future.with_snapshot(Snapshot::capture()))
+}
+
+/// Like [`tokio::task::spawn_local`](::tokio::task::spawn_local), with the
+/// current stores visible at every poll of the new task.
+///
+/// # Panics
+///
+/// As tokio's: when called outside a [`LocalSet`].
+///
+/// # Examples
+///
+/// ```
+/// use async_local_storage::{get, WithStore};
+///
+/// let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+/// let local = tokio::task::LocalSet::new();
+/// let seen = local.block_on(&rt, async {
+///     let handle = async_local_storage::tokio::spawn_local(async { get::<u8>() });
+///     handle.await.unwrap()
+/// }.with_store(4u8));
+/// assert_eq!(seen, Some(4));
+/// ```
+#[track_caller]
+pub fn spawn_local<F>(future: F) -> JoinHandle<F::Output>
+where
+    F: Future + 'static,
+    F::Output: 'static,
+{
+    ::tokio::task::spawn_local(future.with_snapshot(Snapshot::capture()))
+}
+
+/// Like [`tokio::task::spawn_blocking`](::tokio::task::spawn_blocking), with
+/// the current stores visible while `f` runs on the blocking thread.
+///
+/// # Panics
+///
+/// As tokio's: when called outside a tokio runtime.
+///
+/// # Examples
+///
+/// ```
+/// use async_local_storage::{get, scope};
+///
+/// let rt = tokio::runtime::Runtime::new().unwrap();
+/// let _guard = rt.enter();
+/// let handle = scope(9u64, || async_local_storage::tokio::spawn_blocking(get::<u64>));
+/// assert_eq!(rt.block_on(handle).unwrap(), Some(9));
+/// ```
+#[track_caller]
+pub fn spawn_blocking<F, R>(f: F) -> JoinHandle<R>
+where
+    F: FnOnce() -> R + Send + 'static,
+    R: Send + 'static,
+{
+    let snapshot = Snapshot::capture();
+    ::tokio::task::spawn_blocking(move || snapshot.run(f))
+}
+
+mod sealed {
+    // Reachable only through the public extension traits, which it seals.
+    #[allow(unreachable_pub)]
+    pub trait Sealed {}
+
+    impl Sealed for ::tokio::runtime::Handle {}
+    impl Sealed for ::tokio::runtime::Runtime {}
+    impl Sealed for ::tokio::task::LocalSet {}
+    impl<T> Sealed for ::tokio::task::JoinSet<T> {}
+}
+
+/// Spawning through a [`Handle`] or a [`Runtime`] with the current stores.
+///
+/// Sealed: implemented for `Handle` and `Runtime` only.
+///
+/// # Examples
+///
+/// ```
+/// use async_local_storage::{get, scope, tokio::HandleExt};
+///
+/// let rt = tokio::runtime::Runtime::new().unwrap();
+/// let handle = rt.handle().clone();
+/// let (task, job) = scope(5u16, || {
+///     (handle.spawn_with_stores(async { get::<u16>() }), rt.spawn_blocking_with_stores(get::<u16>))
+/// });
+/// assert_eq!(rt.block_on(task).unwrap(), Some(5));
+/// assert_eq!(rt.block_on(job).unwrap(), Some(5));
+/// ```
+pub trait HandleExt: sealed::Sealed {
+    /// Like [`Handle::spawn`], with the current stores visible at every
+    /// poll of the new task.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use async_local_storage::{get, scope, tokio::HandleExt};
+    ///
+    /// let rt = tokio::runtime::Runtime::new().unwrap();
+    /// let task = scope('a', || rt.handle().spawn_with_stores(async { get::<char>() }));
+    /// assert_eq!(rt.block_on(task).unwrap(), Some('a'));
+    /// ```
+    #[track_caller]
+    fn spawn_with_stores<F>(&self, future: F) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static;
+
+    /// Like [`Handle::spawn_blocking`], with the current stores visible
+    /// while `f` runs.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use async_local_storage::{get, scope, tokio::HandleExt};
+    ///
+    /// let rt = tokio::runtime::Runtime::new().unwrap();
+    /// let job = scope(1i8, || rt.spawn_blocking_with_stores(get::<i8>));
+    /// assert_eq!(rt.block_on(job).unwrap(), Some(1));
+    /// ```
+    #[track_caller]
+    fn spawn_blocking_with_stores<F, R>(&self, f: F) -> JoinHandle<R>
+    where
+        F: FnOnce() -> R + Send + 'static,
+        R: Send + 'static;
+}
+
+impl HandleExt for Handle {
+    #[track_caller]
+    fn spawn_with_stores<F>(&self, future: F) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.spawn(future.with_snapshot(Snapshot::capture()))
+    }
+
+    #[track_caller]
+    fn spawn_blocking_with_stores<F, R>(&self, f: F) -> JoinHandle<R>
+    where
+        F: FnOnce() -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        let snapshot = Snapshot::capture();
+        self.spawn_blocking(move || snapshot.run(f))
+    }
+}
+
+impl HandleExt for Runtime {
+    #[track_caller]
+    fn spawn_with_stores<F>(&self, future: F) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.spawn(future.with_snapshot(Snapshot::capture()))
+    }
+
+    #[track_caller]
+    fn spawn_blocking_with_stores<F, R>(&self, f: F) -> JoinHandle<R>
+    where
+        F: FnOnce() -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        let snapshot = Snapshot::capture();
+        self.spawn_blocking(move || snapshot.run(f))
+    }
+}
+
+/// Spawning into a [`JoinSet`] with the current stores.
+///
+/// Sealed: implemented for `JoinSet<T>` only. Dropping the set (or
+/// [`abort_all`](JoinSet::abort_all)) drops each task's future with its
+/// stores visible.
+///
+/// # Examples
+///
+/// ```
+/// use async_local_storage::{get, WithStore, tokio::JoinSetExt};
+///
+/// let rt = tokio::runtime::Runtime::new().unwrap();
+/// let seen = rt.block_on(async {
+///     let mut set = tokio::task::JoinSet::new();
+///     for _ in 0..3 {
+///         set.spawn_with_stores(async { get::<&'static str>() });
+///     }
+///     set.spawn_blocking_with_stores(get::<&'static str>);
+///     let mut seen = Vec::new();
+///     while let Some(result) = set.join_next().await {
+///         seen.push(result.unwrap());
+///     }
+///     seen
+/// }.with_store("batch-7"));
+/// assert_eq!(seen, [Some("batch-7"); 4]);
+/// ```
+pub trait JoinSetExt<T>: sealed::Sealed {
+    /// Like [`JoinSet::spawn`], with the current stores visible at every
+    /// poll of the new task.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use async_local_storage::{get, scope, tokio::JoinSetExt};
+    ///
+    /// let rt = tokio::runtime::Runtime::new().unwrap();
+    /// let _guard = rt.enter();
+    /// let mut set = tokio::task::JoinSet::new();
+    /// scope(2u8, || set.spawn_with_stores(async { get::<u8>() }));
+    /// assert_eq!(rt.block_on(set.join_next()).unwrap().unwrap(), Some(2));
+    /// ```
+    #[track_caller]
+    fn spawn_with_stores<F>(&mut self, task: F) -> AbortHandle
+    where
+        F: Future<Output = T> + Send + 'static,
+        T: Send;
+
+    /// Like [`JoinSet::spawn_local`], with the current stores visible at
+    /// every poll of the new task.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use async_local_storage::{get, WithStore, tokio::JoinSetExt};
+    ///
+    /// let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    /// let local = tokio::task::LocalSet::new();
+    /// let seen = local.block_on(&rt, async {
+    ///     let mut set = tokio::task::JoinSet::new();
+    ///     set.spawn_local_with_stores(async { get::<u8>() });
+    ///     set.join_next().await.unwrap().unwrap()
+    /// }.with_store(6u8));
+    /// assert_eq!(seen, Some(6));
+    /// ```
+    #[track_caller]
+    fn spawn_local_with_stores<F>(&mut self, task: F) -> AbortHandle
+    where
+        F: Future<Output = T> + 'static;
+
+    /// Like [`JoinSet::spawn_blocking`], with the current stores visible
+    /// while `f` runs.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use async_local_storage::{get, scope, tokio::JoinSetExt};
+    ///
+    /// let rt = tokio::runtime::Runtime::new().unwrap();
+    /// let _guard = rt.enter();
+    /// let mut set = tokio::task::JoinSet::new();
+    /// scope(8u32, || set.spawn_blocking_with_stores(get::<u32>));
+    /// assert_eq!(rt.block_on(set.join_next()).unwrap().unwrap(), Some(8));
+    /// ```
+    #[track_caller]
+    fn spawn_blocking_with_stores<F>(&mut self, f: F) -> AbortHandle
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send;
+}
+
+impl<T: 'static> JoinSetExt<T> for JoinSet<T> {
+    #[track_caller]
+    fn spawn_with_stores<F>(&mut self, task: F) -> AbortHandle
+    where
+        F: Future<Output = T> + Send + 'static,
+        T: Send,
+    {
+        self.spawn(task.with_snapshot(Snapshot::capture()))
+    }
+
+    #[track_caller]
+    fn spawn_local_with_stores<F>(&mut self, task: F) -> AbortHandle
+    where
+        F: Future<Output = T> + 'static,
+    {
+        self.spawn_local(task.with_snapshot(Snapshot::capture()))
+    }
+
+    #[track_caller]
+    fn spawn_blocking_with_stores<F>(&mut self, f: F) -> AbortHandle
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send,
+    {
+        let snapshot = Snapshot::capture();
+        self.spawn_blocking(move || snapshot.run(f))
+    }
+}
+
+/// Spawning onto a [`LocalSet`] with the current stores.
+///
+/// Sealed: implemented for `LocalSet` only.
+///
+/// # Examples
+///
+/// ```
+/// use async_local_storage::{get, scope, tokio::LocalSetExt};
+///
+/// let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+/// let local = tokio::task::LocalSet::new();
+/// let shared = std::rc::Rc::new(3u8); // the task need not be `Send`
+/// let task = scope(3u8, || {
+///     local.spawn_local_with_stores(async move { get::<u8>() == Some(*shared) })
+/// });
+/// assert!(local.block_on(&rt, task).unwrap());
+/// ```
+pub trait LocalSetExt: sealed::Sealed {
+    /// Like [`LocalSet::spawn_local`], with the current stores visible at
+    /// every poll of the new task.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use async_local_storage::{get, scope, tokio::LocalSetExt};
+    ///
+    /// let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    /// let local = tokio::task::LocalSet::new();
+    /// let task = scope(1u64, || local.spawn_local_with_stores(async { get::<u64>() }));
+    /// assert_eq!(local.block_on(&rt, task).unwrap(), Some(1));
+    /// ```
+    #[track_caller]
+    fn spawn_local_with_stores<F>(&self, future: F) -> JoinHandle<F::Output>
+    where
+        F: Future + 'static,
+        F::Output: 'static;
+}
+
+impl LocalSetExt for LocalSet {
+    #[track_caller]
+    fn spawn_local_with_stores<F>(&self, future: F) -> JoinHandle<F::Output>
+    where
+        F: Future + 'static,
+        F::Output: 'static,
+    {
+        self.spawn_local(future.with_snapshot(Snapshot::capture()))
+    }
+}

@@ -11,6 +11,54 @@ step "cargo test --all-features (core, adapters, doctests)"
 cargo test --all-features
 
 # ---- no_std backends (issue 3) ----
+# std wins when enabled, so each no_std backend is tested with the default
+# features off. The critical-section slot is one global: its host tests run
+# every case on one thread (`harness = false`), never under libtest's threads.
+NO_STD_TARGETS=(thumbv7em-none-eabihf thumbv6m-none-eabi)
+step "rustup target add ${NO_STD_TARGETS[*]}"
+rustup target add "${NO_STD_TARGETS[@]}"
+for target in "${NO_STD_TARGETS[@]}"; do
+    step "no_std build: critical-section, $target"
+    cargo build --lib --no-default-features --features critical-section --target "$target"
+done
+step "no_std build: critical-section + alloc (Snapshot), thumbv7em-none-eabihf"
+cargo build --lib --no-default-features --features critical-section,alloc --target thumbv7em-none-eabihf
+step "no_std build: custom-slot, thumbv6m-none-eabi"
+cargo build --lib --no-default-features --features custom-slot --target thumbv6m-none-eabi
+step "no backend: the build must stop with the compile_error! naming the features"
+if no_backend=$(cargo check --lib --no-default-features 2>&1); then
+    echo "error: building with no slot backend succeeded" >&2
+    exit 1
+fi
+if ! grep -q "needs a slot backend" <<<"$no_backend"; then
+    printf '%s\n' "$no_backend" >&2
+    echo "error: the build failed without the expected compile_error! message" >&2
+    exit 1
+fi
+echo "ok: failed with the expected message"
+step "critical-section backend on the host: core cases, then embassy-executor"
+cargo build --no-default-features --features critical-section --test critical_section --test embassy --example embassy
+timeout 300 cargo test --no-default-features --features critical-section --test critical_section --test embassy
+step "critical-section + alloc: an empty snapshot isolates a preempting poll"
+timeout 300 cargo test --no-default-features --features critical-section,alloc --test critical_section
+step "custom-slot backend on the host"
+cargo build --no-default-features --features custom-slot --test custom_slot --example custom_slot
+timeout 300 cargo test --no-default-features --features custom-slot --test custom_slot
+step "example: embassy (critical-section backend)"
+timeout 120 cargo run --no-default-features --features critical-section --example embassy
+step "example: custom_slot (per-core slots)"
+timeout 120 cargo run --no-default-features --features custom-slot --example custom_slot
+
+# ---- examples (issue 6) ----
+# Build first, so the timeouts bound the runs, not the compilation.
+step "build the examples (batch, web_logger)"
+cargo build --features tokio --example batch --example web_logger
+step "example: batch (default seed)"
+timeout 120 cargo run --example batch --features tokio
+step "example: batch --seed 7"
+timeout 120 cargo run --example batch --features tokio -- --seed 7
+step "example: web_logger --self-test (loopback)"
+timeout 120 cargo run --example web_logger --features tokio -- --self-test
 
 # ---- reliability (issue 7) ----
 

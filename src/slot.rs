@@ -5,12 +5,56 @@
 //! |---|---|---|
 //! | `std` (default) | a `const` thread-local per thread | everywhere `std` runs |
 //! | `custom-slot` without `std` | the binary's [`Slot`], via [`set_slot!`](crate::set_slot) | as its `unsafe impl` promises |
-//! | `critical-section` without the two above | one global cell behind `critical_section::with` | single-core targets |
+//! | `critical-section` without the two above | one global cell behind `critical_section::with` | one core, stores polled and read at one priority level (below) |
 //!
 //! Features are additive, so the most capable backend wins: `std` over the
 //! others, and `custom-slot` over `critical-section` (a binary that brings its
 //! own slot, say one per core, must not be overruled by a dependency that
-//! merely asked for `critical-section`).
+//! merely asked for `critical-section`). With none of the three, the build
+//! stops with a `compile_error!` that names them. [`BACKEND`] says which one
+//! a build selected.
+//!
+//! # Soundness
+//!
+//! A slot holds a pointer to the innermost frame, and reads follow it, so a
+//! slot must never be shared by two contexts that run at the same time.
+//!
+//! * **`std`**: each thread has its own slot, and a thread's polls nest LIFO
+//!   on its stack. Sound everywhere.
+//! * **`critical-section`**: one slot for the whole program. Sound when
+//!   (1) there is one core (a chip whose `critical-section` implementation
+//!   is a multi-core spinlock does not qualify: the slot must be per core,
+//!   not merely accessed atomically); (2) whatever preempts code inside a
+//!   scope runs to completion before that code resumes (interrupt handlers
+//!   do, RTOS task switches do not); and (3) stores are polled and read at
+//!   one priority level. The third is needed because code that preempts a
+//!   scope and then reads stores can walk into the preempted code's frames
+//!   and get a `&T` to a store that code is using; stores need not be `Sync`
+//!   (a `Cell`, an `Rc`), so that would be a data race. A single thread-mode
+//!   executor (embassy's `Executor`) with interrupt handlers that do not use
+//!   this crate meets it. Higher-priority executors (`InterruptExecutor`) or
+//!   handlers that read stores must isolate what they run, with
+//!   `.with_snapshot(Snapshot::empty())` or `Snapshot::empty().run(..)`
+//!   (feature `alloc`), or use a custom slot per priority level.
+//! * **`custom-slot`**: the conditions are the [`Slot`] trait's `# Safety`
+//!   section; the binary asserts them with `unsafe impl`.
+//!
+//! Under those conditions, safe code cannot cause undefined behaviour.
+//!
+//! # Cost
+//!
+//! Per `Scoped` layer, a poll (or the drop) enters the frame and leaves it;
+//! each read loads the slot once and then walks frames without touching it.
+//!
+//! | backend | enter | leave | read |
+//! |---|---|---|---|
+//! | `std` | 1 TLS load + 1 store | 1 TLS store | 1 TLS load |
+//! | `critical-section` | 1 critical section | 1 critical section | 1 critical section |
+//! | `custom-slot` | `Slot::get` + `Slot::set` | `Slot::set` | `Slot::get` |
+//!
+//! So under `critical-section`, polling a future with one store costs two
+//! critical sections, plus one per read inside it, on every target
+//! (`thumbv6m` included, which has no compare-and-swap).
 
 #[cfg(feature = "custom-slot")]
 use crate::FramePtr;
@@ -65,68 +109,95 @@ pub(crate) mod imp {
 
 /// A slot supplied by the final binary, for platforms this crate does not
 /// know: one slot per core on a multi-core MCU, an RTOS task-local word, a
-/// per-priority slot for interrupt executors.
+/// slot per priority level for interrupt executors.
 ///
 /// Enable the `custom-slot` feature (and not `std`), implement this trait on
 /// a type of yours and register it once, in the final binary, with
-/// [`set_slot!`](crate::set_slot). Like the `critical-section` crate, the
-/// registration is resolved by the linker: forgetting it is a link error
-/// (`undefined symbol: _async_local_storage_slot_get`), registering two is a
-/// duplicate-symbol error.
+/// [`set_slot!`](crate::set_slot). As with the `critical-section` crate's
+/// `set_impl!`, the registration is resolved by the linker: forgetting it is
+/// a link error (`undefined symbol: _async_local_storage_slot_get`),
+/// registering two is a duplicate-symbol error.
 ///
 /// The slot stores one [`FramePtr`]. The crate calls [`get`](Slot::get) to
-/// read it and [`set`](Slot::set) to replace it: twice per poll of a
-/// `Scoped` future (enter and leave) plus one `get` to enter, and one `get`
-/// per read.
+/// read it and [`set`](Slot::set) to replace it: entering a scope (each
+/// `Scoped` layer, on every poll and on drop) is one `get` and one `set`,
+/// leaving it one `set`, and every read ([`get`](crate::get),
+/// [`with`](crate::with), ...) one `get`.
 ///
 /// # Safety
 ///
-/// The crate dereferences the pointer it gets back, so an implementation must
-/// guarantee all of the following:
+/// The crate dereferences the pointer it gets back, so the implementation,
+/// together with the program that registers it, must guarantee all of the
+/// following:
 ///
 /// 1. **Per context.** `get` returns the value most recently passed to `set`
 ///    *by the same context of execution*, or [`FramePtr::NULL`] if there was
 ///    none. Two contexts that can run at the same time (threads, cores) or
 ///    that can be suspended and resumed in any order (preemptive RTOS tasks)
 ///    must never share a slot.
-/// 2. **LIFO nesting.** Contexts that share a slot may only preempt each
-///    other in nested fashion: whatever interrupts a context runs to
-///    completion before it resumes (interrupt handlers on one core do).
-/// 3. **No other writers.** Only this crate calls `set`, and `get`/`set`
-///    never call back into this crate.
+/// 2. **LIFO nesting, no reads across preemption.** Contexts that share a
+///    slot may only preempt each other in nested fashion: whatever
+///    interrupts a context runs to completion before it resumes (interrupt
+///    handlers on one core do). Moreover, while a context is inside a scope,
+///    a context that preempts it through the same slot must not poll
+///    [`Scoped`](crate::Scoped) futures or read stores except under an
+///    isolating empty snapshot (`.with_snapshot(Snapshot::empty())`,
+///    `Snapshot::empty().run(..)`): otherwise it could reach a store of the
+///    preempted code, which need not be `Sync`. One slot per priority level
+///    lifts this restriction.
+/// 3. **No other writers, no re-entry, no unwinding.** Only this crate calls
+///    `set`. `get` and `set` never call into this crate and never unwind (a
+///    `set` that stored its value and then panicked would leave a frame
+///    published after its owner is gone).
+/// 4. **Visibility.** What the context wrote before calling `set` (the
+///    frame the new value points to) is visible to every later `get` in that
+///    context or in a context that preempts it. Program order gives this
+///    within a thread; towards interrupt handlers, use critical sections, or
+///    atomics with `compiler_fence(Release)` before the store and
+///    `compiler_fence(Acquire)` after the load.
 ///
 /// # Examples
 ///
-/// A slot for a two-core chip, one cell per core. The `critical_section`
-/// mutex only makes the `static` shareable; each core uses its own cell.
+/// A slot for a two-core chip, one word per core and no critical section:
+/// only its own core touches a slot, so `Relaxed` atomics suffice, and the
+/// compiler fences order the slot against the frame it points to for
+/// interrupt handlers on the same core. `AtomicPtr` load and store exist on
+/// every Cortex-M, `thumbv6m` included.
 ///
-/// ```ignore
-/// use core::cell::Cell;
+/// ```
+/// use core::ptr;
+/// use core::sync::atomic::{compiler_fence, AtomicPtr, Ordering};
+///
 /// use async_local_storage::{FramePtr, Slot};
-/// use critical_section::Mutex;
+/// # mod my_hal { pub fn core_id() -> usize { 0 } }
 ///
-/// static SLOTS: [Mutex<Cell<FramePtr>>; 2] = [
-///     Mutex::new(Cell::new(FramePtr::NULL)),
-///     Mutex::new(Cell::new(FramePtr::NULL)),
-/// ];
+/// static SLOTS: [AtomicPtr<()>; 2] = [AtomicPtr::new(ptr::null_mut()), AtomicPtr::new(ptr::null_mut())];
 ///
 /// struct PerCore;
 ///
-/// // SAFETY: each core has its own cell (1); on a core, interrupts nest (2);
-/// // nothing else touches SLOTS (3).
+/// // SAFETY: (1) each core has its own word; (2) on a core, interrupts nest,
+/// // and this program polls and reads stores in thread mode only; (3)
+/// // nothing else touches SLOTS, and neither function can panic (core_id
+/// // reads a register); (4) the fences.
 /// unsafe impl Slot for PerCore {
 ///     fn get() -> FramePtr {
-///         critical_section::with(|cs| SLOTS[my_hal::core_id()].borrow(cs).get())
+///         let raw = SLOTS[my_hal::core_id()].load(Ordering::Relaxed);
+///         compiler_fence(Ordering::Acquire);
+///         // SAFETY: null, or stored by `set` from a `FramePtr` the crate
+///         // handed to this slot.
+///         unsafe { FramePtr::from_raw(raw) }
 ///     }
 ///     fn set(top: FramePtr) {
-///         critical_section::with(|cs| SLOTS[my_hal::core_id()].borrow(cs).set(top))
+///         compiler_fence(Ordering::Release);
+///         SLOTS[my_hal::core_id()].store(top.into_raw(), Ordering::Relaxed);
 ///     }
 /// }
 ///
 /// async_local_storage::set_slot!(PerCore);
 /// ```
 ///
-/// `examples/custom_slot.rs` is a complete program.
+/// `examples/custom_slot.rs` is a complete program (two simulated cores on
+/// the host), and `tests/custom_slot.rs` tests a thread-local slot.
 #[cfg(feature = "custom-slot")]
 #[cfg_attr(docsrs, doc(cfg(feature = "custom-slot")))]
 pub unsafe trait Slot {
@@ -138,19 +209,44 @@ pub unsafe trait Slot {
 
 /// Registers the [`Slot`] implementation used by the `custom-slot` backend.
 ///
-/// Call it once, at the top level of the final binary (not in a library).
-/// With the `std` feature on, the thread-local slot is used and the
-/// registration is ignored.
+/// Call it once, at the top level of the final binary (not in a library):
+/// it defines the two `#[no_mangle]` functions the backend calls. With the
+/// `std` feature on, the thread-local slot is used and the registration is
+/// ignored.
 ///
 /// # Examples
 ///
-/// ```ignore
-/// struct MySlot;
-/// unsafe impl async_local_storage::Slot for MySlot {
-///     fn get() -> async_local_storage::FramePtr { /* ... */ }
-///     fn set(top: async_local_storage::FramePtr) { /* ... */ }
+/// A slot for a single-core chip that costs no critical section (compare
+/// the `critical-section` backend: one per enter, leave and read). Like that
+/// backend, it is sound only under its conditions: one core, and stores
+/// polled and read at one priority level.
+///
+/// ```
+/// use core::sync::atomic::{compiler_fence, AtomicPtr, Ordering};
+///
+/// use async_local_storage::{FramePtr, Slot};
+///
+/// static TOP: AtomicPtr<()> = AtomicPtr::new(core::ptr::null_mut());
+///
+/// struct SingleCore;
+///
+/// // SAFETY: (1) a single-core target, so one context runs at a time;
+/// // (2) interrupts nest, and stores are only used in thread mode;
+/// // (3) nothing else touches TOP, and nothing here can panic; (4) the fences.
+/// unsafe impl Slot for SingleCore {
+///     fn get() -> FramePtr {
+///         let raw = TOP.load(Ordering::Relaxed);
+///         compiler_fence(Ordering::Acquire);
+///         // SAFETY: null, or stored by `set` from a `FramePtr` of this slot.
+///         unsafe { FramePtr::from_raw(raw) }
+///     }
+///     fn set(top: FramePtr) {
+///         compiler_fence(Ordering::Release);
+///         TOP.store(top.into_raw(), Ordering::Relaxed);
+///     }
 /// }
-/// async_local_storage::set_slot!(MySlot);
+///
+/// async_local_storage::set_slot!(SingleCore);
 /// ```
 #[cfg(feature = "custom-slot")]
 #[cfg_attr(docsrs, doc(cfg(feature = "custom-slot")))]

@@ -1,5 +1,15 @@
 //! The `custom-slot` backend: the final binary provides the slot with
 //! [`set_slot!`](crate::set_slot).
+//!
+//! Sound exactly when the registered [`Slot`](crate::Slot) meets the
+//! requirements of its `# Safety` section, which the binary asserts by
+//! writing `unsafe impl Slot`.
+//!
+//! Cost: entering a scope is one `Slot::get` and one `Slot::set`, leaving it
+//! one `Slot::set`, and a read one `Slot::get`. Each is a call through a
+//! symbol resolved at link time (inlined only with cross-crate LTO), plus
+//! whatever the slot does: with an atomic word per core and compiler fences,
+//! a plain load or store and no critical section.
 
 use crate::FramePtr;
 
@@ -25,7 +35,8 @@ pub(crate) fn set(top: FramePtr) {
 pub(crate) fn enter(link: impl FnOnce(FramePtr) -> FramePtr) -> FramePtr {
     // Reading and writing separately is enough: anything that preempts us
     // between the two nests LIFO (a `Slot` requirement) and so leaves the
-    // slot as it found it.
+    // slot as it found it. `link` writes the frame's parent link before `set`
+    // publishes the frame, and the slot orders the two (requirement 4).
     let prev = get();
     set(link(prev));
     prev

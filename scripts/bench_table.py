@@ -1,0 +1,106 @@
+#!/usr/bin/env python3
+"""Turns criterion's stored estimates into a Markdown table.
+
+Usage (after `cargo bench --all-features`):
+
+    python3 scripts/bench_table.py [CRITERION_DIR] [--stat mean|median|slope]
+
+For every benchmark in CRITERION_DIR (default: $CRITERION_HOME, else
+$CARGO_TARGET_DIR/criterion, else target/criterion) it reads
+`<group>/<bench>/new/benchmark.json` and `new/estimates.json` and prints one
+row: group, variant, time per element, ratio to the group's `bare*` variant.
+
+Time per element = the estimate of one iteration / the `Elements` throughput
+the benchmark declares: polls for the poll groups (10 001 per iteration),
+reads for `read`, spawned tasks or captures for `spawn_*`/`capture`.
+
+Rows keep the order in which criterion wrote them (the benchmarks' order in
+the source, when the whole suite was run at once); groups likewise. Only
+the Python standard library is used.
+"""
+
+import json
+import os
+import sys
+from pathlib import Path
+
+
+def criterion_dir(argv):
+    for arg in argv:
+        if not arg.startswith("--"):
+            return Path(arg)
+    if os.environ.get("CRITERION_HOME"):
+        return Path(os.environ["CRITERION_HOME"])
+    if os.environ.get("CARGO_TARGET_DIR"):
+        return Path(os.environ["CARGO_TARGET_DIR"]) / "criterion"
+    return Path(__file__).resolve().parent.parent / "target" / "criterion"
+
+
+def stat_name(argv):
+    if "--stat" in argv:
+        i = argv.index("--stat")
+        if i + 1 < len(argv):
+            return argv[i + 1]
+    return "mean"
+
+
+def load(root, stat):
+    """Returns {group: [(mtime, variant, ns_per_element, ci_low, ci_high)]}."""
+    groups = {}
+    for bench_json in root.glob("**/new/benchmark.json"):
+        estimates_json = bench_json.with_name("estimates.json")
+        if not estimates_json.exists():
+            continue
+        bench = json.loads(bench_json.read_text())
+        estimates = json.loads(estimates_json.read_text())
+        est = estimates.get(stat) or estimates["mean"]
+        throughput = bench.get("throughput") or {}
+        elements = throughput.get("Elements") or 1
+        variant = bench["function_id"] or bench.get("value_str") or bench["full_id"]
+        if bench.get("function_id") and bench.get("value_str"):
+            variant = f'{bench["function_id"]}/{bench["value_str"]}'
+        ci = est["confidence_interval"]
+        groups.setdefault(bench["group_id"], []).append(
+            (
+                estimates_json.stat().st_mtime,
+                variant,
+                est["point_estimate"] / elements,
+                ci["lower_bound"] / elements,
+                ci["upper_bound"] / elements,
+            )
+        )
+    return groups
+
+
+def fmt_ns(ns):
+    if ns >= 100:
+        return f"{ns:,.0f}"
+    if ns >= 10:
+        return f"{ns:.1f}"
+    return f"{ns:.2f}"
+
+
+def main(argv):
+    root = criterion_dir(argv)
+    stat = stat_name(argv)
+    if not root.is_dir():
+        sys.exit(f"no criterion results in {root}: run `cargo bench --all-features` first")
+    groups = load(root, stat)
+    if not groups:
+        sys.exit(f"no criterion results in {root}: run `cargo bench --all-features` first")
+
+    order = sorted(groups, key=lambda g: min(row[0] for row in groups[g]))
+    print(f"| group | variant | ns/op ({stat}) | 95% CI | × bare |")
+    print("|---|---|---:|---:|---:|")
+    for group in order:
+        rows = sorted(groups[group])
+        bare = next((r[2] for r in rows if r[1].startswith("bare")), None)
+        for _, variant, ns, lo, hi in rows:
+            ratio = f"{ns / bare:.2f}" if bare else "–"
+            if variant.startswith("bare"):
+                ratio = "**1.00**"
+            print(f"| {group} | {variant} | {fmt_ns(ns)} | {fmt_ns(lo)}–{fmt_ns(hi)} | {ratio} |")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

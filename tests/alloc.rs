@@ -1,0 +1,441 @@
+//! Allocation test (issue 7): a counting global allocator shows that scoping,
+//! polling and dropping futures allocates nothing on the `std` backend, and
+//! exactly what `Snapshot` allocates.
+//!
+//! The counters are per thread and only run inside [`count`], so the other
+//! tests of this binary (running on their own threads) and the test harness
+//! never pollute a measurement.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::future::Future;
+use std::pin::{pin, Pin};
+use std::task::{Context, Poll};
+
+use async_local_storage::{exit, get, is_set, scope, scope_local, with, Snapshot, WithStore};
+
+// ---------------------------------------------------------------------------
+// The counting allocator.
+
+struct Counting;
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Allocs {
+    /// `alloc`, `alloc_zeroed` and `realloc` calls.
+    allocs: u64,
+    /// `dealloc` calls.
+    frees: u64,
+    /// Bytes requested by `alloc`, `alloc_zeroed` and `realloc`.
+    bytes: u64,
+}
+
+std::thread_local! {
+    // `const` and without destructors: touching them never allocates.
+    static COUNTING: Cell<bool> = const { Cell::new(false) };
+    static ALLOCS: Cell<u64> = const { Cell::new(0) };
+    static FREES: Cell<u64> = const { Cell::new(0) };
+    static BYTES: Cell<u64> = const { Cell::new(0) };
+}
+
+fn record_alloc(size: usize) {
+    // `try_with`: the allocator may run while this thread's locals are gone.
+    if COUNTING.try_with(Cell::get).unwrap_or(false) {
+        let _ = ALLOCS.try_with(|n| n.set(n.get() + 1));
+        let _ = BYTES.try_with(|n| n.set(n.get() + size as u64));
+    }
+}
+
+fn record_free() {
+    if COUNTING.try_with(Cell::get).unwrap_or(false) {
+        let _ = FREES.try_with(|n| n.set(n.get() + 1));
+    }
+}
+
+// SAFETY: every method forwards to `System` with the caller's arguments
+// unchanged, so `System`'s guarantees are ours; the bookkeeping only touches
+// `const` thread-locals, which neither allocate nor re-enter the allocator.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        record_alloc(layout.size());
+        // SAFETY: forwarded unchanged; the caller upholds `alloc`'s contract.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        record_alloc(layout.size());
+        // SAFETY: as in `alloc`.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        record_free();
+        // SAFETY: `ptr` was allocated by `System` through this allocator with
+        // `layout`, as the caller guarantees.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        record_alloc(new_size);
+        // SAFETY: as in `dealloc`; `new_size` is the caller's.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// Runs `f` and returns what it allocated on this thread.
+fn count<R>(f: impl FnOnce() -> R) -> (R, Allocs) {
+    let start = (
+        ALLOCS.with(Cell::get),
+        FREES.with(Cell::get),
+        BYTES.with(Cell::get),
+    );
+    COUNTING.with(|on| on.set(true));
+    let out = f();
+    COUNTING.with(|on| on.set(false));
+    let allocs = Allocs {
+        allocs: ALLOCS.with(Cell::get) - start.0,
+        frees: FREES.with(Cell::get) - start.1,
+        bytes: BYTES.with(Cell::get) - start.2,
+    };
+    (out, allocs)
+}
+
+const NONE: Allocs = Allocs {
+    allocs: 0,
+    frees: 0,
+    bytes: 0,
+};
+
+// ---------------------------------------------------------------------------
+// Helpers (none of them allocates).
+
+/// Returns `Pending` once (after waking itself), then `Ready`.
+struct YieldNow(bool);
+
+impl Future for YieldNow {
+    type Output = ();
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.0 {
+            Poll::Ready(())
+        } else {
+            self.0 = true;
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        }
+    }
+}
+
+fn yield_now() -> YieldNow {
+    YieldNow(false)
+}
+
+fn poll_once<F: Future + ?Sized>(fut: Pin<&mut F>) -> Poll<F::Output> {
+    fut.poll(&mut Context::from_waker(futures::task::noop_waker_ref()))
+}
+
+/// Polls to completion on this thread with a no-op waker; returns the
+/// output and the number of polls.
+fn drive<F: Future>(fut: F) -> (F::Output, usize) {
+    let mut fut = pin!(fut);
+    for polls in 1..=1_000 {
+        if let Poll::Ready(out) = poll_once(fut.as_mut()) {
+            return (out, polls);
+        }
+    }
+    panic!("future never completed");
+}
+
+#[derive(Clone, Debug, PartialEq)]
+struct RequestId(u64);
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Tenant(u32);
+
+type Page = [u8; 4096];
+
+// ---------------------------------------------------------------------------
+// The counter itself works: otherwise every `0` below would prove nothing.
+
+#[test]
+fn the_counter_sees_allocations() {
+    let (boxed, allocs) = count(|| Box::new(5u64));
+    assert_eq!(allocs.allocs, 1);
+    assert_eq!(allocs.bytes, 8);
+    let ((), freed) = count(|| drop(boxed));
+    assert_eq!(freed.frees, 1);
+    // Other threads are not counted (spawning one allocates a little here).
+    let ((), other) = count(|| {
+        std::thread::scope(|s| {
+            s.spawn(|| drop(vec![0u8; 1 << 20]));
+        })
+    });
+    assert!(
+        other.bytes < 1 << 20,
+        "another thread's allocation was counted: {other:?}"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Futures.
+
+#[test]
+fn scoped_future_creating_polling_dropping_allocates_nothing() {
+    // A store of a word, polled through a pending point.
+    let ((seen, polls), allocs) = count(|| {
+        drive(
+            async {
+                yield_now().await;
+                get::<RequestId>()
+            }
+            .with_store(RequestId(7)),
+        )
+    });
+    assert_eq!((seen, polls), (Some(RequestId(7)), 2));
+    assert_eq!(allocs, NONE, "Scoped<_, RequestId>");
+
+    // A 4 KiB store: never moved, copied or boxed.
+    let ((first, polls), allocs) = count(|| {
+        drive(
+            async {
+                yield_now().await;
+                with(|page: Option<&Page>| page.map(|p| p[4095]))
+            }
+            .with_store([9u8; 4096]),
+        )
+    });
+    assert_eq!((first, polls), (Some(9), 2));
+    assert_eq!(allocs, NONE, "Scoped<_, [u8; 4096]>");
+}
+
+#[test]
+fn nested_scoped_futures_allocate_nothing() {
+    let ((seen, polls), allocs) = count(|| {
+        drive(
+            async {
+                let inner = async {
+                    yield_now().await;
+                    let hidden = async {
+                        yield_now().await;
+                        (is_set::<Tenant>(), get::<RequestId>())
+                    }
+                    .without_store::<Tenant>()
+                    .await;
+                    yield_now().await;
+                    (hidden, get::<RequestId>(), get::<Tenant>(), get::<u64>())
+                }
+                .with_store(RequestId(2))
+                .with_local_store(5u64)
+                .await;
+                (inner, get::<RequestId>())
+            }
+            .with_store(RequestId(1))
+            .with_store(Tenant(3))
+            .with_store([1u8; 4096]),
+        )
+    });
+    assert_eq!(
+        seen,
+        (
+            (
+                (false, Some(RequestId(2))),
+                Some(RequestId(2)),
+                Some(Tenant(3)),
+                Some(5)
+            ),
+            Some(RequestId(1))
+        )
+    );
+    assert_eq!(polls, 4);
+    assert_eq!(allocs, NONE, "nested Scoped");
+}
+
+#[test]
+fn dropping_a_pending_scoped_future_allocates_nothing() {
+    /// Records the `RequestId` visible when it is dropped.
+    struct SeesStoreOnDrop<'a>(&'a Cell<Option<u64>>);
+    impl Drop for SeesStoreOnDrop<'_> {
+        fn drop(&mut self) {
+            self.0.set(get::<RequestId>().map(|r| r.0));
+        }
+    }
+    let seen_on_drop = Cell::new(None);
+    let ((), allocs) = count(|| {
+        let fut = async {
+            let _guard = SeesStoreOnDrop(&seen_on_drop);
+            yield_now().await;
+            yield_now().await;
+        }
+        .with_store(RequestId(8))
+        .with_store([0u8; 4096]);
+        let mut fut = Box::into_pin(Box::new(fut)); // counted: one allocation
+        assert!(poll_once(fut.as_mut()).is_pending());
+        assert_eq!(seen_on_drop.get(), None);
+        // Dropped while pending: the guard's drop runs inside the store.
+        drop(fut);
+    });
+    assert_eq!(seen_on_drop.get(), Some(8));
+    assert_eq!(allocs.allocs, 1, "only the test's own Box: {allocs:?}");
+    assert_eq!(allocs.frees, 1);
+
+    let ((), allocs) = count(|| {
+        let mut fut = pin!(async {
+            let _guard = SeesStoreOnDrop(&seen_on_drop);
+            yield_now().await;
+        }
+        .with_store(RequestId(9)));
+        assert!(poll_once(fut.as_mut()).is_pending());
+    });
+    assert_eq!(seen_on_drop.get(), Some(9));
+    assert_eq!(allocs, NONE, "pending Scoped dropped in place");
+}
+
+// ---------------------------------------------------------------------------
+// Synchronous scopes and reads.
+
+#[test]
+fn scopes_and_reads_allocate_nothing() {
+    let (seen, allocs) = count(|| {
+        scope(RequestId(1), || {
+            scope_local(Tenant(2), || {
+                let hidden = exit::<RequestId, _>(|| (get::<RequestId>(), get::<Tenant>()));
+                let page = scope([3u8; 4096], || with(|p: Option<&Page>| p.map(|p| p[0])));
+                (
+                    hidden,
+                    page,
+                    get::<RequestId>(),
+                    is_set::<Tenant>(),
+                    with(|t: Option<&Tenant>| t.copied()),
+                    get::<u8>(),
+                )
+            })
+        })
+    });
+    assert_eq!(
+        seen,
+        (
+            (None, Some(Tenant(2))),
+            Some(3),
+            Some(RequestId(1)),
+            true,
+            Some(Tenant(2)),
+            None
+        )
+    );
+    assert_eq!(allocs, NONE, "scope/scope_local/exit/get/with/is_set");
+}
+
+// ---------------------------------------------------------------------------
+// Snapshots.
+
+macro_rules! nest {
+    // Installs one carried store per listed type, then evaluates `$body`.
+    ($body:expr;) => { $body };
+    ($body:expr; $ty:ident $($rest:ident)*) => {
+        scope($ty::default(), || nest!($body; $($rest)*))
+    };
+}
+
+macro_rules! store_types {
+    ($($name:ident),*) => {$(
+        #[derive(Clone, Debug, Default)]
+        struct $name(#[allow(dead_code)] u64);
+    )*};
+}
+store_types!(S1, S2, S3, S4, S5, S6, S7, S8);
+
+#[test]
+fn capture_allocates_one_node_per_carried_store() {
+    let mut figures = Vec::new();
+    macro_rules! measure {
+        ($k:expr; $($ty:ident)*) => {{
+            let (snapshot, allocs) = nest!(count(Snapshot::capture); $($ty)*);
+            assert_eq!(snapshot.len(), $k);
+            assert_eq!(allocs.allocs, $k, "capture of {} stores: {allocs:?}", $k);
+            assert_eq!(allocs.frees, 0);
+            let (copy, cloned) = count(|| snapshot.clone());
+            assert_eq!(cloned.allocs, $k, "clone of {} stores: {cloned:?}", $k);
+            let ((), dropped) = count(|| drop((snapshot, copy)));
+            assert_eq!(dropped.frees, 2 * $k, "drop of two snapshots of {} stores", $k);
+            assert_eq!(dropped.allocs, 0);
+            figures.push(($k, allocs.bytes));
+        }};
+    }
+    measure!(0;);
+    measure!(1; S1);
+    measure!(2; S1 S2);
+    measure!(3; S1 S2 S3);
+    measure!(8; S1 S2 S3 S4 S5 S6 S7 S8);
+
+    // Shadowed stores are not copied: only the innermost of each type.
+    let (snapshot, allocs) = scope(S1(1), || scope(S1(2), || count(Snapshot::capture)));
+    assert_eq!((snapshot.len(), allocs.allocs), (1, 1));
+
+    // A store of 4 KiB: one node, holding the value.
+    let (snapshot, allocs) = scope([0u8; 4096], || count(Snapshot::capture));
+    assert_eq!((snapshot.len(), allocs.allocs), (1, 1));
+    assert!(allocs.bytes >= 4096);
+
+    println!("Snapshot::capture: (stores, bytes allocated): {figures:?}");
+    // Each node is a header plus the value, nothing else.
+    let per_node = figures[1].1;
+    assert_eq!(figures[4].1, 8 * per_node);
+}
+
+#[test]
+fn capture_past_a_hidden_or_local_store_allocates_one_list() {
+    // A type hidden (or held by a local store) in front of an outer carried
+    // store must block it; capture remembers such types in a `Vec`, which
+    // allocates once (it stays empty otherwise, as measured above).
+    let (snapshot, allocs) = scope(S1(1), || {
+        scope(S2(2), || {
+            exit::<S1, _>(|| scope_local(S2(3), || count(Snapshot::capture)))
+        })
+    });
+    assert_eq!(snapshot.len(), 0);
+    assert_eq!(allocs.allocs, 1, "{allocs:?}");
+    let (snapshot, allocs) = scope(S1(1), || exit::<S2, _>(|| count(Snapshot::capture)));
+    assert_eq!(snapshot.len(), 1);
+    assert_eq!(allocs.allocs, 2, "one node and the list: {allocs:?}");
+    println!("Snapshot::capture past hidden/local types: one extra allocation");
+}
+
+#[test]
+fn restoring_a_snapshot_allocates_nothing() {
+    let snapshot = scope(S1(1), || scope(RequestId(5), Snapshot::capture));
+    let (seen, allocs) = count(|| snapshot.run(|| (get::<RequestId>(), is_set::<S1>())));
+    assert_eq!(seen, (Some(RequestId(5)), true));
+    assert_eq!(allocs, NONE, "Snapshot::run");
+
+    let (seen, allocs) = count(|| {
+        drive(
+            async {
+                yield_now().await;
+                let inner = async { get::<RequestId>() }.with_store(RequestId(6)).await;
+                (inner, get::<RequestId>(), is_set::<S1>())
+            }
+            .with_snapshot(snapshot),
+        )
+        .0
+    });
+    assert_eq!(seen, (Some(RequestId(6)), Some(RequestId(5)), true));
+    // The snapshot is freed when the future drops: that is deallocation only.
+    assert_eq!(allocs.allocs, 0, "with_snapshot: {allocs:?}");
+    assert_eq!(allocs.frees, 2);
+
+    let empty = count(Snapshot::empty);
+    assert_eq!(empty.1, NONE, "Snapshot::empty");
+}
+
+#[test]
+fn a_fresh_thread_allocates_nothing_on_first_use() {
+    // The slot is a `const` thread-local without destructor: the first poll
+    // on a new thread registers nothing and allocates nothing.
+    let allocs = std::thread::spawn(|| {
+        count(|| drive(async { get::<RequestId>() }.with_store(RequestId(1)))).1
+    })
+    .join()
+    .unwrap();
+    assert_eq!(allocs, NONE, "first use on a new thread");
+}
