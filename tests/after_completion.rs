@@ -40,7 +40,9 @@ fn panic_message(err: Box<dyn std::any::Any + Send>) -> String {
 /// Polls `fut` twice and returns the panic message of the second poll.
 fn repoll_panic<F: Future + Unpin>(mut fut: F) -> String {
     assert!(poll_once(Pin::new(&mut fut)).is_ready());
-    let err = catch_unwind(AssertUnwindSafe(|| poll_once(Pin::new(&mut fut)))).unwrap_err();
+    let err = catch_unwind(AssertUnwindSafe(|| poll_once(Pin::new(&mut fut))))
+        .err()
+        .expect("the second poll panics");
     panic_message(err)
 }
 
