@@ -1,7 +1,7 @@
 //! Reading stores ([`get`], [`with`], [`is_set`]) and synchronous scopes
 //! ([`scope`], [`scope_local`], [`exit`]).
 
-use crate::frame::{self, Hidden, Node};
+use crate::frame::{self, Hidden, Isolated, Node};
 
 /// Calls `f` with the innermost visible store of type `T`, or `None`
 /// (Node's `asyncLocalStorage.getStore()`, by reference).
@@ -121,4 +121,24 @@ pub fn scope_local<T: 'static, R>(value: T, f: impl FnOnce() -> R) -> R {
 /// ```
 pub fn exit<T: 'static, R>(f: impl FnOnce() -> R) -> R {
     Node::<Hidden<T>>::hidden().enter(f)
+}
+
+/// Calls `f` with no store visible: stores installed inside `f` are visible
+/// again, nothing from outside is.
+///
+/// Use it where code that runs *inside* a scope must not see it: an
+/// executor polled from inside another poll, or an interrupt handler that
+/// polls futures or reads stores on a no_std target (see the
+/// [`slot`](crate::slot) docs). It allocates nothing.
+///
+/// # Examples
+///
+/// ```
+/// use async_local_storage::{get, isolate, scope};
+///
+/// let seen = scope(1u8, || isolate(|| (get::<u8>(), scope(2u8, get::<u8>))));
+/// assert_eq!(seen, (None, Some(2)));
+/// ```
+pub fn isolate<R>(f: impl FnOnce() -> R) -> R {
+    Node::<Isolated>::isolated().enter(f)
 }

@@ -134,8 +134,8 @@ enum Kind {
     },
     /// `without_store`: reads of `type_id` stop here and find nothing.
     Hidden,
-    /// `with_snapshot`: reads continue in the snapshot's chain, never below.
-    #[cfg(feature = "alloc")]
+    /// `with_snapshot` and `isolate`: reads continue at the given frame (a
+    /// snapshot's chain, or nothing), never below this one.
     Jump(FramePtr),
 }
 
@@ -203,13 +203,14 @@ impl<T: 'static> Node<T> {
     }
 
     /// A frame that makes reads continue in the chain starting at `top`, and
-    /// never further out. `top` must belong to a [`Chain`] owned by `value`,
-    /// so that it lives exactly as long as the frame.
-    #[cfg(feature = "alloc")]
+    /// never further out. `top` must be null or belong to a `Chain` owned by
+    /// `value`, so that it lives exactly as long as the frame.
     pub(crate) fn jump(value: T, top: FramePtr) -> Self {
+        /// No store has this type: reads never match a jump frame.
+        struct JumpMarker;
         Node {
             header: Header {
-                type_id: TypeId::of::<Chain>(),
+                type_id: TypeId::of::<JumpMarker>(),
                 parent: FramePtr::NULL,
                 kind: Kind::Jump(top),
             },
@@ -237,6 +238,27 @@ impl<T> Node<T> {
         });
         let _restore = Restore(prev);
         f()
+    }
+}
+
+/// Marks a frame created by [`isolated`](crate::WithStore::isolated) or
+/// [`isolate`](crate::isolate): code inside it sees no store from outside.
+///
+/// # Examples
+///
+/// ```
+/// use async_local_storage::{Isolated, Scoped, WithStore};
+///
+/// let fut: Scoped<_, Isolated> = async {}.isolated();
+/// # drop(fut);
+/// ```
+#[derive(Debug)]
+pub struct Isolated(());
+
+impl Node<Isolated> {
+    /// A frame below which nothing is visible.
+    pub(crate) fn isolated() -> Self {
+        Node::jump(Isolated(()), FramePtr::NULL)
     }
 }
 
@@ -269,7 +291,6 @@ pub(crate) fn with<T: 'static, R>(f: impl FnOnce(Option<&T>) -> R) -> R {
     let mut next = imp::get();
     while let Some((ptr, header)) = next.get() {
         next = match header.kind {
-            #[cfg(feature = "alloc")]
             Kind::Jump(chain) => chain,
             _ if header.type_id != wanted => header.parent,
             Kind::Hidden => break,

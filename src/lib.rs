@@ -26,6 +26,7 @@
 //! | `als.run(store, () => ...)` (sync callback) | [`scope(store, \|\| ...)`](scope) |
 //! | `als.getStore()` | [`get::<T>()`](get), [`with(\|s: Option<&T>\| ...)`](with) |
 //! | `als.exit(() => ...)` | [`exit::<T, _>(\|\| ...)`](exit), [`WithStore::without_store`] |
+//! | `exit` for every store at once | [`isolate(\|\| ...)`](isolate), [`WithStore::isolated`] |
 //! | one `AsyncLocalStorage` instance per kind of store | one store per *type*: use newtypes |
 //! | `AsyncResource.bind`, propagation into new promises | [`Snapshot`], the adapters' `spawn` |
 //!
@@ -86,8 +87,8 @@ pub mod async_std;
 #[path = "../adapters/smol.rs"]
 pub mod smol;
 
-pub use access::{exit, get, is_set, scope, scope_local, with};
-pub use frame::{FramePtr, Hidden};
+pub use access::{exit, get, is_set, isolate, scope, scope_local, with};
+pub use frame::{FramePtr, Hidden, Isolated};
 pub use scoped::{Scoped, WithStore};
 #[cfg(feature = "custom-slot")]
 pub use slot::Slot;

@@ -8,7 +8,7 @@ use core::task::{Context, Poll};
 use futures_core::{FusedFuture, FusedStream, Stream};
 use pin_project_lite::pin_project;
 
-use crate::frame::{Framed, Hidden, Node};
+use crate::frame::{Framed, Hidden, Isolated, Node};
 
 pin_project! {
     /// A future or stream that runs with a store installed: the value of
@@ -305,6 +305,22 @@ pub trait WithStore: Sized {
     /// ```
     fn without_store<T: 'static>(self) -> Scoped<Self, Hidden<T>> {
         Scoped::new(self, Node::hidden())
+    }
+
+    /// Runs `self` with no store from outside visible; stores installed
+    /// inside it are visible as usual. The async form of
+    /// [`isolate`](crate::isolate); allocation-free.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use async_local_storage::{get, WithStore};
+    ///
+    /// let fut = async { get::<u32>() }.isolated().with_store(1u32);
+    /// assert_eq!(futures::executor::block_on(fut), None);
+    /// ```
+    fn isolated(self) -> Scoped<Self, Isolated> {
+        Scoped::new(self, Node::isolated())
     }
 
     /// Runs `self` with exactly the stores in `snapshot` visible, whatever

@@ -34,8 +34,9 @@
 //!   executor (embassy's `Executor`) with interrupt handlers that do not use
 //!   this crate meets it. Higher-priority executors (`InterruptExecutor`) or
 //!   handlers that read stores must isolate what they run, with
-//!   `.with_snapshot(Snapshot::empty())` or `Snapshot::empty().run(..)`
-//!   (feature `alloc`), or use a custom slot per priority level.
+//!   [`.isolated()`](crate::WithStore::isolated) or
+//!   [`isolate(..)`](crate::isolate) (no allocation, no feature needed), or
+//!   use a custom slot per priority level.
 //! * **`custom-slot`**: the conditions are the [`Slot`] trait's `# Safety`
 //!   section; the binary asserts them with `unsafe impl`.
 //!
@@ -140,9 +141,9 @@ pub(crate) mod imp {
 ///    interrupts a context runs to completion before it resumes (interrupt
 ///    handlers on one core do). Moreover, while a context is inside a scope,
 ///    a context that preempts it through the same slot must not poll
-///    [`Scoped`](crate::Scoped) futures or read stores except under an
-///    isolating empty snapshot (`.with_snapshot(Snapshot::empty())`,
-///    `Snapshot::empty().run(..)`): otherwise it could reach a store of the
+///    [`Scoped`](crate::Scoped) futures or read stores except inside
+///    [`isolate`](crate::isolate) or
+///    [`.isolated()`](crate::WithStore::isolated): otherwise it could reach a store of the
 ///    preempted code, which need not be `Sync`. One slot per priority level
 ///    lifts this restriction.
 /// 3. **No other writers, no re-entry, no unwinding.** Only this crate calls

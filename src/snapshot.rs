@@ -73,7 +73,9 @@ impl Snapshot {
     }
 
     /// A snapshot with no stores: restoring it hides everything, which
-    /// isolates code from the stores of its caller.
+    /// isolates code from the stores of its caller. Without a snapshot at
+    /// hand, [`isolate`](crate::isolate) and
+    /// [`isolated`](crate::WithStore::isolated) do the same.
     ///
     /// # Examples
     ///

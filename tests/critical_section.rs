@@ -265,16 +265,13 @@ fn preempting_poll_nests() {
     assert_slot_empty();
 }
 
-/// With `alloc`, an empty snapshot isolates the preempting task from the
-/// stores of the code it preempts.
-#[cfg(feature = "alloc")]
-fn snapshot_isolates_a_preempting_poll() {
-    use async_local_storage::Snapshot;
-
+/// `.isolated()` cuts the preempting task off from the stores of the code it
+/// preempts (no allocation, so no `alloc` feature needed).
+fn isolated_preempting_poll_sees_only_its_own_stores() {
     let seen = run(async {
         let mut nested = pin!(async { (get::<RequestId>(), get::<Tenant>()) }
             .with_store(Tenant("irq"))
-            .with_snapshot(Snapshot::empty()));
+            .isolated());
         let nested = loop {
             if let Poll::Ready(out) = poll_once(nested.as_mut()) {
                 break out;
@@ -314,15 +311,33 @@ const CASES: &[Case] = &[
     ),
     ("preempting_poll_nests", preempting_poll_nests),
     (
+        "isolated_preempting_poll_sees_only_its_own_stores",
+        isolated_preempting_poll_sees_only_its_own_stores,
+    ),
+    (
         "local_store_of_a_non_send_value",
         local_store_of_a_non_send_value,
     ),
 ];
 
+/// An empty snapshot isolates too (with `alloc`).
+#[cfg(feature = "alloc")]
+fn empty_snapshot_isolates_a_preempting_poll() {
+    use async_local_storage::Snapshot;
+
+    let seen = run(async {
+        let nested = Snapshot::empty().run(|| get::<RequestId>());
+        (nested, get::<RequestId>())
+    }
+    .with_store(RequestId(5)));
+    assert_eq!(seen, (None, Some(RequestId(5))));
+    assert_slot_empty();
+}
+
 #[cfg(feature = "alloc")]
 const ALLOC_CASES: &[Case] = &[(
-    "snapshot_isolates_a_preempting_poll",
-    snapshot_isolates_a_preempting_poll,
+    "empty_snapshot_isolates_a_preempting_poll",
+    empty_snapshot_isolates_a_preempting_poll,
 )];
 #[cfg(not(feature = "alloc"))]
 const ALLOC_CASES: &[Case] = &[];

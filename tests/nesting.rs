@@ -155,3 +155,39 @@ fn polling_order_of_pending_results_is_transparent() {
     let mut fut = pin!(async { 5 }.with_store(RequestId(1)));
     assert_eq!(poll_once(fut.as_mut()), Poll::Ready(5));
 }
+
+#[test]
+fn isolate_hides_every_outer_store_but_not_inner_ones() {
+    use async_local_storage::isolate;
+    scope(RequestId(1), || {
+        scope(User("ada"), || {
+            isolate(|| {
+                assert_eq!(get::<RequestId>(), None);
+                assert_eq!(get::<User>(), None);
+                scope(RequestId(2), || {
+                    assert_eq!(get::<RequestId>(), Some(RequestId(2)))
+                });
+            });
+            assert_eq!(get::<RequestId>(), Some(RequestId(1)));
+        })
+    });
+}
+
+#[test]
+fn isolated_futures_see_only_what_they_install() {
+    let seen = block_on(
+        async {
+            let inside = async {
+                yield_now().await;
+                let own = async { get::<User>() }.with_store(User("own")).await;
+                (get::<RequestId>(), get::<User>(), own)
+            }
+            .isolated()
+            .await;
+            (inside, get::<RequestId>())
+        }
+        .with_store(User("outer"))
+        .with_store(RequestId(1)),
+    );
+    assert_eq!(seen, ((None, None, Some(User("own"))), Some(RequestId(1))));
+}

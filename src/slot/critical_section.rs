@@ -27,9 +27,8 @@
 //!    and read stores only at one priority (for example one thread-mode
 //!    executor, with interrupt handlers that never touch this crate), or
 //!    isolate everything that runs at a higher priority: wrap each future it
-//!    polls in `.with_snapshot(Snapshot::empty())` and each synchronous read
-//!    in `Snapshot::empty().run(..)` (feature `alloc`; an empty snapshot does
-//!    not allocate), so its reads stop at its own frames; or give each
+//!    polls in `.isolated()` and each synchronous read in `isolate(..)` (no
+//!    allocation), so its reads stop at its own frames; or give each
 //!    priority level its own custom slot.
 //!
 //! Within those conditions safe code cannot cause undefined behaviour: a
