@@ -5,9 +5,9 @@
 //!
 //! | async-std | carries the stores |
 //! |---|---|
-//! | [`async_std::task::spawn`](::async_std::task::spawn) | [`spawn`] |
-//! | [`async_std::task::spawn_local`](::async_std::task::spawn_local) | [`spawn_local`] |
-//! | [`async_std::task::spawn_blocking`](::async_std::task::spawn_blocking) | [`spawn_blocking`] |
+//! | [`async_std::task::spawn`] | [`spawn`] |
+//! | [`async_std::task::spawn_local`] | [`spawn_local`] |
+//! | [`async_std::task::spawn_blocking`] | [`spawn_blocking`] |
 //! | [`Builder::spawn`], [`Builder::local`] | [`BuilderExt::spawn_with_stores`], [`BuilderExt::local_with_stores`] |
 //!
 //! Each one captures a [`Snapshot`] of the stores visible where it is
@@ -68,7 +68,7 @@ use ::async_std::task::{Builder, JoinHandle};
 
 use crate::{Snapshot, WithStore};
 
-/// Like [`async_std::task::spawn`](::async_std::task::spawn), with the
+/// Like [`async_std::task::spawn`], with the
 /// current stores visible at every poll of the new task (and while it is
 /// dropped).
 ///
@@ -90,7 +90,7 @@ where
     ::async_std::task::spawn(future.with_snapshot(Snapshot::capture()))
 }
 
-/// Like [`async_std::task::spawn_local`](::async_std::task::spawn_local),
+/// Like [`async_std::task::spawn_local`],
 /// with the current stores visible at every poll of the new task.
 ///
 /// The task runs on the calling thread, while that thread is inside
@@ -114,7 +114,7 @@ where
     ::async_std::task::spawn_local(future.with_snapshot(Snapshot::capture()))
 }
 
-/// Like [`async_std::task::spawn_blocking`](::async_std::task::spawn_blocking),
+/// Like [`async_std::task::spawn_blocking`],
 /// with the current stores visible while `f` runs on the blocking thread.
 ///
 /// # Examples

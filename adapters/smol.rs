@@ -4,8 +4,8 @@
 //!
 //! | smol | carries the stores |
 //! |---|---|
-//! | [`smol::spawn`](::smol::spawn) | [`spawn`] |
-//! | [`smol::unblock`](::smol::unblock) | [`unblock`] |
+//! | [`smol::spawn`] | [`spawn`] |
+//! | [`smol::unblock`] | [`unblock`] |
 //! | [`Executor::spawn`] | [`ExecutorExt::spawn_with_stores`] |
 //! | [`LocalExecutor::spawn`] | [`LocalExecutorExt::spawn_with_stores`] |
 //!
@@ -60,7 +60,7 @@ use ::smol::{Executor, LocalExecutor, Task};
 
 use crate::{Snapshot, WithStore};
 
-/// Like [`smol::spawn`](::smol::spawn) (smol's global executor), with the
+/// Like [`smol::spawn`] (smol's global executor), with the
 /// current stores visible at every poll of the new task (and while it is
 /// dropped).
 ///
@@ -78,7 +78,7 @@ pub fn spawn<T: Send + 'static>(future: impl Future<Output = T> + Send + 'static
     ::smol::spawn(future.with_snapshot(Snapshot::capture()))
 }
 
-/// Like [`smol::unblock`](::smol::unblock), with the current stores visible
+/// Like [`smol::unblock`], with the current stores visible
 /// while `f` runs on the blocking thread pool.
 ///
 /// # Examples

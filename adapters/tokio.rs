@@ -5,8 +5,8 @@
 //! | tokio | carries the stores |
 //! |---|---|
 //! | [`tokio::spawn`](::tokio::task::spawn) | [`spawn`] |
-//! | [`tokio::task::spawn_local`](::tokio::task::spawn_local) | [`spawn_local`] |
-//! | [`tokio::task::spawn_blocking`](::tokio::task::spawn_blocking) | [`spawn_blocking`] |
+//! | [`tokio::task::spawn_local`] | [`spawn_local`] |
+//! | [`tokio::task::spawn_blocking`] | [`spawn_blocking`] |
 //! | [`Handle::spawn`], [`Runtime::spawn`] | [`HandleExt::spawn_with_stores`] |
 //! | [`Handle::spawn_blocking`], [`Runtime::spawn_blocking`] | [`HandleExt::spawn_blocking_with_stores`] |
 //! | [`JoinSet::spawn`], [`spawn_local`](JoinSet::spawn_local), [`spawn_blocking`](JoinSet::spawn_blocking) | [`JoinSetExt`]`::{spawn_with_stores, spawn_local_with_stores, spawn_blocking_with_stores}` |
@@ -61,9 +61,9 @@
 //!
 //! # `block_in_place` and `block_on`
 //!
-//! [`tokio::task::block_in_place`](::tokio::task::block_in_place) runs its
-//! closure on the current thread, inside the current poll, so the stores
-//! stay visible with no adapter. The same holds for the future given to
+//! [`tokio::task::block_in_place`](https://docs.rs/tokio/1/tokio/task/fn.block_in_place.html)
+//! (multi-thread runtime) runs its closure on the current thread, inside the
+//! current poll, so the stores stay visible with no adapter. The same holds for the future given to
 //! [`Runtime::block_on`], which is polled on the calling thread:
 //!
 //! ```
@@ -123,7 +123,7 @@ where
     ::tokio::task::spawn(future.with_snapshot(Snapshot::capture()))
 }
 
-/// Like [`tokio::task::spawn_local`](::tokio::task::spawn_local), with the
+/// Like [`tokio::task::spawn_local`], with the
 /// current stores visible at every poll of the new task.
 ///
 /// # Panics
@@ -152,7 +152,7 @@ where
     ::tokio::task::spawn_local(future.with_snapshot(Snapshot::capture()))
 }
 
-/// Like [`tokio::task::spawn_blocking`](::tokio::task::spawn_blocking), with
+/// Like [`tokio::task::spawn_blocking`], with
 /// the current stores visible while `f` runs on the blocking thread.
 ///
 /// # Panics

@@ -19,15 +19,20 @@ fn current_request() -> Option<RequestId> {
     get::<RequestId>()
 }
 
-/// Prints one row of the demonstration and checks it.
+/// Prints one row of the demonstration and checks it: `carried` rows must
+/// see `RequestId(42)`, the others nothing.
 fn row(how: &str, seen: Option<RequestId>, carried: bool) {
-    let expected = carried.then_some(RequestId(42));
     let verdict = if carried {
         "carried"
     } else {
-        "LOST: starts with no store"
+        "LOST: a plain spawn starts with no stores"
     };
-    println!("  {how:<52} sees {:<18} {verdict}", format!("{seen:?}"));
+    show(how, seen, carried, verdict);
+}
+
+fn show(how: &str, seen: Option<RequestId>, visible: bool, verdict: &str) {
+    let expected = visible.then_some(RequestId(42));
+    println!("  {how:<48} sees {:<22} {verdict}", format!("{seen:?}"));
     assert_eq!(seen, expected, "{how}");
 }
 
@@ -38,7 +43,12 @@ fn main() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(
         async {
-            row("the request itself", current_request(), true);
+            show(
+                "the request itself",
+                current_request(),
+                true,
+                "set with .with_store",
+            );
             let task = async_local_storage::tokio::spawn(async { current_request() });
             row(
                 "async_local_storage::tokio::spawn",
@@ -54,10 +64,11 @@ fn main() {
             let in_place = async_local_storage::tokio::spawn(async {
                 tokio::task::block_in_place(current_request)
             });
-            row(
-                "tokio::task::block_in_place (same thread)",
+            show(
+                "tokio::task::block_in_place",
                 in_place.await.unwrap(),
                 true,
+                "visible: same thread, same poll",
             );
             let plain = tokio::spawn(async { current_request() });
             row("tokio::spawn", plain.await.unwrap(), false);
@@ -129,5 +140,10 @@ fn main() {
     });
 
     println!("\nAnd where the request is over, nothing is visible:");
-    row("after the request", current_request(), false);
+    show(
+        "after the request",
+        current_request(),
+        false,
+        "gone: the scope has ended",
+    );
 }

@@ -201,7 +201,11 @@ fn store_visible_at_every_poll() {
     assert!(seen.polls() >= 20);
 
     // And on the `block_on` future itself.
-    let fut = checked(Some(TaskId(3)), Arc::default(), every_kind_of_await(TaskId(3)));
+    let fut = checked(
+        Some(TaskId(3)),
+        Arc::default(),
+        every_kind_of_await(TaskId(3)),
+    );
     assert_eq!(block_on(fut.with_store(TaskId(3))), 59);
 
     assert!(Snapshot::capture().is_empty());

@@ -310,7 +310,11 @@ fn store_visible_at_every_poll() {
     pool.shut_down().1.assert_clean();
 
     // And on the `block_on` future itself.
-    let fut = checked(Some(TaskId(4)), Arc::default(), every_kind_of_await(TaskId(4)));
+    let fut = checked(
+        Some(TaskId(4)),
+        Arc::default(),
+        every_kind_of_await(TaskId(4)),
+    );
     assert_eq!(block_on(fut.with_store(TaskId(4))), 59);
 
     assert!(Snapshot::capture().is_empty());
@@ -447,33 +451,37 @@ fn adapter_spawns_carry_the_stores_and_plain_spawns_do_not() {
     let id = Some(TaskId(1));
     let ex = Executor::new();
     let local = LocalExecutor::new();
-    block_on(local.run(ex.run(
-        async {
-            assert_eq!(als::spawn(async { get::<TaskId>() }).await, id);
-            assert_eq!(smol::spawn(async { get::<TaskId>() }).await, None);
+    block_on(
+        local.run(
+            ex.run(
+                async {
+                    assert_eq!(als::spawn(async { get::<TaskId>() }).await, id);
+                    assert_eq!(smol::spawn(async { get::<TaskId>() }).await, None);
 
-            assert_eq!(als::unblock(get::<TaskId>).await, id);
-            assert_eq!(smol::unblock(get::<TaskId>).await, None);
+                    assert_eq!(als::unblock(get::<TaskId>).await, id);
+                    assert_eq!(smol::unblock(get::<TaskId>).await, None);
 
-            assert_eq!(ex.spawn_with_stores(async { get::<TaskId>() }).await, id);
-            assert_eq!(ex.spawn(async { get::<TaskId>() }).await, None);
+                    assert_eq!(ex.spawn_with_stores(async { get::<TaskId>() }).await, id);
+                    assert_eq!(ex.spawn(async { get::<TaskId>() }).await, None);
 
-            assert_eq!(local.spawn_with_stores(async { get::<TaskId>() }).await, id);
-            assert_eq!(local.spawn(async { get::<TaskId>() }).await, None);
+                    assert_eq!(local.spawn_with_stores(async { get::<TaskId>() }).await, id);
+                    assert_eq!(local.spawn(async { get::<TaskId>() }).await, None);
 
-            // Grandchildren: carried again by the adapter, lost by a plain spawn.
-            let nested = als::spawn(async { als::spawn(async { get::<TaskId>() }).await });
-            assert_eq!(nested.await, id);
-            let nested = als::spawn(async { smol::spawn(async { get::<TaskId>() }).await });
-            assert_eq!(nested.await, None);
+                    // Grandchildren: carried again by the adapter, lost by a plain spawn.
+                    let nested = als::spawn(async { als::spawn(async { get::<TaskId>() }).await });
+                    assert_eq!(nested.await, id);
+                    let nested = als::spawn(async { smol::spawn(async { get::<TaskId>() }).await });
+                    assert_eq!(nested.await, None);
 
-            // Borrowing, non-'static tasks on a scoped executor.
-            let borrowed = &id;
-            let task = ex.spawn_with_stores(async move { get::<TaskId>() == *borrowed });
-            assert!(task.await);
-        }
-        .with_store(TaskId(1)),
-    )));
+                    // Borrowing, non-'static tasks on a scoped executor.
+                    let borrowed = &id;
+                    let task = ex.spawn_with_stores(async move { get::<TaskId>() == *borrowed });
+                    assert!(task.await);
+                }
+                .with_store(TaskId(1)),
+            ),
+        ),
+    );
 
     // `block_on` polls on the calling thread: no adapter needed.
     assert_eq!(

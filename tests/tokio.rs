@@ -237,11 +237,12 @@ fn store_visible_at_every_poll(rt: &Runtime) {
     // Through the adapter: the store comes from the spawner's snapshot.
     let seen = Arc::new(Seen::default());
     let id = TaskId(1);
-    let task = rt.block_on(async {
+    let task = {
+        let _runtime = rt.enter();
         scope(id, || {
             als::spawn(checked(Some(id), seen.clone(), every_kind_of_await(id)))
         })
-    });
+    };
     assert_eq!(rt.block_on(task).unwrap(), 60);
     assert!(seen.polls() >= 20, "only {} polls", seen.polls());
 
@@ -253,7 +254,11 @@ fn store_visible_at_every_poll(rt: &Runtime) {
     assert!(seen.polls() >= 20);
 
     // And on the `block_on` future itself.
-    let fut = checked(Some(TaskId(3)), Arc::default(), every_kind_of_await(TaskId(3)));
+    let fut = checked(
+        Some(TaskId(3)),
+        Arc::default(),
+        every_kind_of_await(TaskId(3)),
+    );
     assert_eq!(rt.block_on(fut.with_store(TaskId(3))), 60);
 
     assert!(Snapshot::capture().is_empty());
@@ -456,7 +461,10 @@ fn local_spawns_carry_the_stores_and_plain_ones_do_not() {
     local.block_on(
         &rt,
         async {
-            assert_eq!(als::spawn_local(async { get::<TaskId>() }).await.unwrap(), id);
+            assert_eq!(
+                als::spawn_local(async { get::<TaskId>() }).await.unwrap(),
+                id
+            );
             let plain = tokio::task::spawn_local(async { get::<TaskId>() });
             assert_eq!(plain.await.unwrap(), None);
 
