@@ -59,6 +59,8 @@ step "example: batch --seed 7"
 timeout 120 cargo run --example batch --features tokio -- --seed 7
 step "example: web_logger --self-test (loopback)"
 timeout 120 cargo run --example web_logger --features tokio -- --self-test
+step "example: spawn_and_blocking (every adapter)"
+timeout 120 cargo run --example spawn_and_blocking --all-features
 
 # ---- reliability (issue 7) ----
 

@@ -326,7 +326,7 @@ fn empty_snapshot_isolates_a_preempting_poll() {
     use async_local_storage::Snapshot;
 
     let seen = run(async {
-        let nested = Snapshot::empty().run(|| get::<RequestId>());
+        let nested = Snapshot::empty().run(get::<RequestId>);
         (nested, get::<RequestId>())
     }
     .with_store(RequestId(5)));

@@ -96,7 +96,8 @@ fn async_block_locals_are_dropped_inside_the_scope_on_cancellation() {
 #[test]
 fn nested_drop_sees_every_layer() {
     let log = Rc::new(RefCell::new(Vec::new()));
-    struct Both(Rc<RefCell<Vec<(Option<RequestId>, Option<u8>)>>>);
+    type Seen = Vec<(Option<RequestId>, Option<u8>)>;
+    struct Both(Rc<RefCell<Seen>>);
     impl Drop for Both {
         fn drop(&mut self) {
             self.0.borrow_mut().push((get::<RequestId>(), get::<u8>()));

@@ -72,6 +72,7 @@ fn a_future_created_inside_a_scope_but_polled_outside_does_not_see_it() {
     });
     assert_eq!(block_on(fut), None);
 
+    #[allow(clippy::async_yields_async)] // the point: the future escapes its scope
     let created_in_async_scope = block_on(async { leaf() }.with_store(RequestId(9)));
     assert_eq!(block_on(created_in_async_scope), None);
 }
@@ -91,9 +92,6 @@ fn stores_are_found_by_exact_type() {
 
 #[test]
 fn sync_scope_is_visible_inside_only() {
-    assert_eq!(
-        scope(RequestId(2), || get::<RequestId>()),
-        Some(RequestId(2))
-    );
+    assert_eq!(scope(RequestId(2), get::<RequestId>), Some(RequestId(2)));
     assert_eq!(get::<RequestId>(), None);
 }
