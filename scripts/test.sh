@@ -63,6 +63,16 @@ step "example: spawn_and_blocking (every adapter)"
 timeout 120 cargo run --example spawn_and_blocking --all-features
 
 # ---- reliability (issue 7) ----
+# The debug run above already ran these with smaller counts (stress: 1,000
+# tasks per runtime; model: 2,000 programs). Here: release, full size.
+step "build the reliability tests (release)"
+cargo test --release --all-features --test stress --test model --test alloc --no-run
+step "stress: 10,000 tasks per runtime on tokio, async-std and smol; zero cross-talk"
+timeout 600 cargo test --release --all-features --test stress -- --nocapture
+step "model: 20,000 random programs against the reference model"
+ALS_MODEL_CASES=20000 timeout 600 cargo test --release --all-features --test model -- --nocapture
+step "allocations: counting global allocator"
+timeout 120 cargo test --release --all-features --test alloc -- --nocapture
 
 echo
 echo "all test configurations passed"

@@ -34,8 +34,9 @@ use crate::frame::{self, Chain, Node};
 /// # Cost
 ///
 /// `capture` walks the visible frames and makes one heap allocation per
-/// carried store (a clone of the value and a frame header); `clone` does the
-/// same. Restoring allocates nothing and costs what entering one scope costs.
+/// carried store (a clone of the value and a frame header), plus one small
+/// vector only when a hidden type or a local store shadows an outer store;
+/// `clone` does the same. Restoring allocates nothing and costs what entering one scope costs.
 /// Requires the `alloc` feature (on with `std`).
 ///
 /// # Examples

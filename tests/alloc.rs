@@ -12,7 +12,9 @@ use std::future::Future;
 use std::pin::{pin, Pin};
 use std::task::{Context, Poll};
 
-use async_local_storage::{exit, get, is_set, scope, scope_local, with, Snapshot, WithStore};
+use async_local_storage::{
+    exit, get, is_set, isolate, scope, scope_local, with, Snapshot, WithStore,
+};
 
 // ---------------------------------------------------------------------------
 // The counting allocator.
@@ -222,6 +224,8 @@ fn nested_scoped_futures_allocate_nothing() {
                     }
                     .without_store::<Tenant>()
                     .await;
+                    let isolated = async { get::<RequestId>() }.isolated().await;
+                    assert_eq!(isolated, None);
                     yield_now().await;
                     (hidden, get::<RequestId>(), get::<Tenant>(), get::<u64>())
                 }
@@ -300,9 +304,11 @@ fn scopes_and_reads_allocate_nothing() {
         scope(RequestId(1), || {
             scope_local(Tenant(2), || {
                 let hidden = exit::<RequestId, _>(|| (get::<RequestId>(), get::<Tenant>()));
+                let isolated = isolate(|| (get::<RequestId>(), is_set::<Tenant>()));
                 let page = scope([3u8; 4096], || with(|p: Option<&Page>| p.map(|p| p[0])));
                 (
                     hidden,
+                    isolated,
                     page,
                     get::<RequestId>(),
                     is_set::<Tenant>(),
@@ -316,6 +322,7 @@ fn scopes_and_reads_allocate_nothing() {
         seen,
         (
             (None, Some(Tenant(2))),
+            (None, false),
             Some(3),
             Some(RequestId(1)),
             true,
@@ -323,7 +330,10 @@ fn scopes_and_reads_allocate_nothing() {
             None
         )
     );
-    assert_eq!(allocs, NONE, "scope/scope_local/exit/get/with/is_set");
+    assert_eq!(
+        allocs, NONE,
+        "scope/scope_local/exit/isolate/get/with/is_set"
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -438,4 +448,40 @@ fn a_fresh_thread_allocates_nothing_on_first_use() {
     .join()
     .unwrap();
     assert_eq!(allocs, NONE, "first use on a new thread");
+}
+
+#[test]
+fn a_panicking_clone_during_capture_leaks_nothing() {
+    /// A store whose clone panics after capture has copied the inner stores.
+    #[derive(Debug)]
+    struct PanicsOnClone;
+    impl Clone for PanicsOnClone {
+        fn clone(&self) -> Self {
+            std::panic::panic_any(CloneFailed)
+        }
+    }
+    struct CloneFailed;
+
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if info.payload().downcast_ref::<CloneFailed>().is_none() {
+            default_hook(info);
+        }
+    }));
+    let attempt = || {
+        scope(PanicsOnClone, || {
+            scope(S1(1), || {
+                scope(S2(2), || {
+                    std::panic::catch_unwind(Snapshot::capture).map(|s| s.len())
+                })
+            })
+        })
+    };
+    assert!(attempt().is_err(), "the clone panics"); // warm up the panic path
+    let (outcome, allocs) = count(attempt);
+    assert!(outcome.is_err());
+    // The two nodes copied before the panic (and the panic's own objects)
+    // are all freed.
+    assert!(allocs.allocs >= 2, "{allocs:?}");
+    assert_eq!(allocs.allocs, allocs.frees, "leaked: {allocs:?}");
 }

@@ -1,5 +1,5 @@
 //! Model-based property test (issue 7): random programs of nested scopes,
-//! hidden types, snapshots, joins and panics, run against a reference model
+//! hidden types, snapshots, isolation, joins and panics, run against a reference model
 //! of what every point must see.
 //!
 //! The reference model is deliberately naive: a stack of frames (a store, a
@@ -11,7 +11,7 @@
 //! scope, and in every block's drop) the interpreter compares `get`, `with`
 //! and `is_set` for each store type with the model.
 //!
-//! Cases: `ALS_MODEL_CASES` (default 2,000; 16 under Miri). A failure is
+//! Cases: `ALS_MODEL_CASES` (default 2,000; 8 under Miri). A failure is
 //! shrunk by proptest and printed as the minimal program.
 
 use std::cell::{Cell, RefCell};
@@ -22,7 +22,9 @@ use std::pin::{pin, Pin};
 use std::rc::Rc;
 use std::task::{Context, Poll};
 
-use async_local_storage::{exit, get, is_set, scope, scope_local, with, Snapshot, WithStore};
+use async_local_storage::{
+    exit, get, is_set, isolate, scope, scope_local, with, Snapshot, WithStore,
+};
 use futures::future::{join, FutureExt, LocalBoxFuture};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestError, TestRunner};
@@ -111,6 +113,10 @@ enum Op {
     RunSnapshot(u8, Prog),
     /// `prog.with_snapshot(register[r].clone())`.
     WithSnapshot(u8, Prog),
+    /// `isolate(|| drive(prog))`.
+    Isolate(Prog),
+    /// `prog.isolated()`.
+    Isolated(Prog),
     /// `join(prog1, prog2)`: two futures in one task, interleaved by yields.
     Join(Prog, Prog),
     /// Runs `prog` then panics, inside `catch_unwind`.
@@ -133,7 +139,8 @@ enum Frame {
     Store { ty: Ty, value: u32, carried: bool },
     /// `without_store` / `exit`.
     Hidden(Ty),
-    /// `with_snapshot` / `Snapshot::run`: exactly these stores, nothing outside.
+    /// `with_snapshot` / `Snapshot::run`: exactly these stores, nothing
+    /// outside; `isolate` / `isolated`: the same with no stores.
     Jump(Visible),
 }
 
@@ -370,6 +377,16 @@ fn run<'a>(env: &'a Env, prog: &'a [Op], ctx: Ctx) -> LocalBoxFuture<'a, ()> {
                     inner.with_snapshot(snapshot).await;
                     env.check(&ctx, "after with_snapshot");
                 }
+                Op::Isolate(body) => {
+                    let inner = run(env, body, push(&ctx, Frame::Jump([None; 3])));
+                    isolate(|| drive(inner));
+                    env.check(&ctx, "after isolate");
+                }
+                Op::Isolated(body) => {
+                    let inner = run(env, body, push(&ctx, Frame::Jump([None; 3])));
+                    inner.isolated().await;
+                    env.check(&ctx, "after isolated");
+                }
                 Op::Join(left, right) => {
                     let left = run(env, left, ctx.clone());
                     let right = run(env, right, ctx.clone());
@@ -425,6 +442,8 @@ fn op() -> impl Strategy<Value = Op> {
             2 => (ty(), prog()).prop_map(|(t, p)| Op::Exit(t, p)),
             2 => (register(), prog()).prop_map(|(r, p)| Op::RunSnapshot(r, p)),
             2 => (register(), prog()).prop_map(|(r, p)| Op::WithSnapshot(r, p)),
+            1 => prog().prop_map(Op::Isolate),
+            1 => prog().prop_map(Op::Isolated),
             3 => (prog(), prog()).prop_map(|(l, r)| Op::Join(l, r)),
             1 => prog().prop_map(Op::Catch),
         ]
@@ -440,7 +459,7 @@ fn program() -> impl Strategy<Value = Prog> {
 
 fn cases() -> u32 {
     if cfg!(miri) {
-        return 16;
+        return 8;
     }
     std::env::var("ALS_MODEL_CASES")
         .ok()
