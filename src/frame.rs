@@ -168,6 +168,17 @@ impl<T: ?Sized + 'static> fmt::Debug for Hidden<T> {
     }
 }
 
+impl Header {
+    /// A header for frames that match reads of `K`.
+    fn new<K: ?Sized + 'static>(kind: Kind) -> Header {
+        Header {
+            type_id: TypeId::of::<K>(),
+            parent: FramePtr::NULL,
+            kind,
+        }
+    }
+}
+
 impl<T: 'static> Node<T> {
     /// A store that snapshots carry.
     pub(crate) fn store(value: T) -> Self
@@ -175,14 +186,10 @@ impl<T: 'static> Node<T> {
         T: Clone + Send,
     {
         Node {
-            header: Header {
-                type_id: TypeId::of::<T>(),
-                parent: FramePtr::NULL,
-                kind: Kind::Store {
-                    #[cfg(feature = "alloc")]
-                    carry: Some(Carry::of::<T>()),
-                },
-            },
+            header: Header::new::<T>(Kind::Store {
+                #[cfg(feature = "alloc")]
+                carry: Some(Carry::of::<T>()),
+            }),
             value,
         }
     }
@@ -190,14 +197,10 @@ impl<T: 'static> Node<T> {
     /// A store that stays with the future that owns it.
     pub(crate) fn local(value: T) -> Self {
         Node {
-            header: Header {
-                type_id: TypeId::of::<T>(),
-                parent: FramePtr::NULL,
-                kind: Kind::Store {
-                    #[cfg(feature = "alloc")]
-                    carry: None,
-                },
-            },
+            header: Header::new::<T>(Kind::Store {
+                #[cfg(feature = "alloc")]
+                carry: None,
+            }),
             value,
         }
     }
@@ -209,11 +212,7 @@ impl<T: 'static> Node<T> {
         /// No store has this type: reads never match a jump frame.
         struct JumpMarker;
         Node {
-            header: Header {
-                type_id: TypeId::of::<JumpMarker>(),
-                parent: FramePtr::NULL,
-                kind: Kind::Jump(top),
-            },
+            header: Header::new::<JumpMarker>(Kind::Jump(top)),
             value,
         }
     }
@@ -266,11 +265,7 @@ impl<T: ?Sized + 'static> Node<Hidden<T>> {
     /// A frame that hides `T`.
     pub(crate) fn hidden() -> Self {
         Node {
-            header: Header {
-                type_id: TypeId::of::<T>(),
-                parent: FramePtr::NULL,
-                kind: Kind::Hidden,
-            },
+            header: Header::new::<T>(Kind::Hidden),
             value: Hidden(PhantomData),
         }
     }
