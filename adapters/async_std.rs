@@ -130,8 +130,7 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    let snapshot = Snapshot::capture();
-    ::async_std::task::spawn_blocking(move || snapshot.run(f))
+    ::async_std::task::spawn_blocking(Snapshot::bind(f))
 }
 
 mod sealed {

@@ -94,8 +94,7 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    let snapshot = Snapshot::capture();
-    ::smol::unblock(move || snapshot.run(f))
+    ::smol::unblock(Snapshot::bind(f))
 }
 
 mod sealed {

@@ -175,8 +175,7 @@ where
     F: FnOnce() -> R + Send + 'static,
     R: Send + 'static,
 {
-    let snapshot = Snapshot::capture();
-    ::tokio::task::spawn_blocking(move || snapshot.run(f))
+    ::tokio::task::spawn_blocking(Snapshot::bind(f))
 }
 
 mod sealed {
@@ -261,8 +260,7 @@ impl HandleExt for Handle {
         F: FnOnce() -> R + Send + 'static,
         R: Send + 'static,
     {
-        let snapshot = Snapshot::capture();
-        self.spawn_blocking(move || snapshot.run(f))
+        self.spawn_blocking(Snapshot::bind(f))
     }
 }
 
@@ -282,8 +280,7 @@ impl HandleExt for Runtime {
         F: FnOnce() -> R + Send + 'static,
         R: Send + 'static,
     {
-        let snapshot = Snapshot::capture();
-        self.spawn_blocking(move || snapshot.run(f))
+        self.spawn_blocking(Snapshot::bind(f))
     }
 }
 
@@ -401,8 +398,7 @@ impl<T: 'static> JoinSetExt<T> for JoinSet<T> {
         F: FnOnce() -> T + Send + 'static,
         T: Send,
     {
-        let snapshot = Snapshot::capture();
-        self.spawn_blocking(move || snapshot.run(f))
+        self.spawn_blocking(Snapshot::bind(f))
     }
 }
 

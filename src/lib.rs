@@ -28,7 +28,7 @@
 //! | `als.exit(() => ...)` | [`exit::<T, _>(\|\| ...)`](exit), [`WithStore::without_store`] |
 //! | `exit` for every store at once | [`isolate(\|\| ...)`](isolate), [`WithStore::isolated`] |
 //! | one `AsyncLocalStorage` instance per kind of store | one store per *type*: use newtypes |
-//! | `AsyncResource.bind`, propagation into new promises | [`Snapshot`], the adapters' `spawn` |
+//! | `AsyncLocalStorage.bind`, `.snapshot()`, propagation into new promises | [`Snapshot::bind`], [`Snapshot`], the adapters' `spawn` |
 //!
 //! ## Where this differs from Node
 //!

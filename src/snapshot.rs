@@ -137,6 +137,27 @@ impl Snapshot {
         self.chain.run(f)
     }
 
+    /// Captures the current stores and returns `f` bound to them: calling
+    /// the result runs `f` with exactly those stores visible, wherever and
+    /// whenever it is called (Node's `AsyncLocalStorage.bind`).
+    ///
+    /// The way to carry stores into work started by means this crate has no
+    /// adapter for: a thread pool, a callback registry, `rayon::spawn`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use async_local_storage::{get, scope, Snapshot};
+    ///
+    /// let job = scope(String::from("req-9"), || Snapshot::bind(get::<String>));
+    /// let seen = std::thread::spawn(job).join().unwrap();
+    /// assert_eq!(seen.as_deref(), Some("req-9"));
+    /// ```
+    pub fn bind<F: FnOnce() -> R, R>(f: F) -> impl FnOnce() -> R {
+        let snapshot = Snapshot::capture();
+        move || snapshot.run(f)
+    }
+
     pub(crate) fn node(self) -> Node<Snapshot> {
         let top = self.chain.top();
         Node::jump(self, top)

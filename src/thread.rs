@@ -31,8 +31,7 @@ where
     F: FnOnce() -> R + Send + 'static,
     R: Send + 'static,
 {
-    let snapshot = Snapshot::capture();
-    std::thread::spawn(move || snapshot.run(f))
+    std::thread::spawn(Snapshot::bind(f))
 }
 
 /// Like [`Scope::spawn`] (inside [`std::thread::scope`]), with the current
@@ -59,6 +58,5 @@ where
     F: FnOnce() -> R + Send + 'scope,
     R: Send + 'scope,
 {
-    let snapshot = Snapshot::capture();
-    scope.spawn(move || snapshot.run(f))
+    scope.spawn(Snapshot::bind(f))
 }

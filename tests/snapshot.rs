@@ -141,3 +141,15 @@ fn into_parts_gives_the_snapshot_back() {
     assert_eq!(snap.run(get::<RequestId>), Some(RequestId(4)));
     assert_eq!(format!("{snap:?}"), "Snapshot { stores: 1 }");
 }
+
+#[test]
+fn bind_runs_the_closure_with_the_stores_of_the_bind_site() {
+    let job = scope(RequestId(5), || {
+        scope_local(User("local"), || {
+            Snapshot::bind(|| (get::<RequestId>(), get::<User>()))
+        })
+    });
+    // Called later, inside other stores: sees exactly the captured ones.
+    let seen = scope(User("caller"), job);
+    assert_eq!(seen, (Some(RequestId(5)), None));
+}
