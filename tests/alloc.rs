@@ -6,15 +6,20 @@
 //! tests of this binary (running on their own threads) and the test harness
 //! never pollute a measurement.
 
+// What this measures is the `std` backend (and `Snapshot`).
+#![cfg(feature = "std")]
+
+mod common;
+
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::future::Future;
-use std::pin::{pin, Pin};
-use std::task::{Context, Poll};
+use std::pin::pin;
 
 use async_local_storage::{
     exit, get, is_set, isolate, scope, scope_local, with, Snapshot, WithStore,
 };
+use common::{poll_once, run_within, yield_now, RequestId};
 
 // ---------------------------------------------------------------------------
 // The counting allocator.
@@ -111,46 +116,13 @@ const NONE: Allocs = Allocs {
 };
 
 // ---------------------------------------------------------------------------
-// Helpers (none of them allocates).
-
-/// Returns `Pending` once (after waking itself), then `Ready`.
-struct YieldNow(bool);
-
-impl Future for YieldNow {
-    type Output = ();
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        if self.0 {
-            Poll::Ready(())
-        } else {
-            self.0 = true;
-            cx.waker().wake_by_ref();
-            Poll::Pending
-        }
-    }
-}
-
-fn yield_now() -> YieldNow {
-    YieldNow(false)
-}
-
-fn poll_once<F: Future + ?Sized>(fut: Pin<&mut F>) -> Poll<F::Output> {
-    fut.poll(&mut Context::from_waker(futures::task::noop_waker_ref()))
-}
+// Helpers (none of them allocates, nor do `common`'s).
 
 /// Polls to completion on this thread with a no-op waker; returns the
 /// output and the number of polls.
 fn drive<F: Future>(fut: F) -> (F::Output, usize) {
-    let mut fut = pin!(fut);
-    for polls in 1..=1_000 {
-        if let Poll::Ready(out) = poll_once(fut.as_mut()) {
-            return (out, polls);
-        }
-    }
-    panic!("future never completed");
+    run_within(1_000, fut)
 }
-
-#[derive(Clone, Debug, PartialEq)]
-struct RequestId(u64);
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 struct Tenant(u32);

@@ -2,31 +2,30 @@
 //! poll, migration between executor threads, isolation, inheritance through
 //! the adapter (and not through async-std's own spawn), cancellation, panics.
 
+mod common;
+
 use std::collections::HashSet;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::sync::{mpsc, Arc, Mutex, Once};
-use std::thread::ThreadId;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_local_storage::async_std::{self as als, BuilderExt};
-use async_local_storage::{exit, get, is_set, scope, Snapshot, WithStore};
+use async_local_storage::{get, is_set, scope, Snapshot, WithStore};
 use async_std::io::{ReadExt, WriteExt};
 use async_std::net::{TcpListener, TcpStream};
-use async_std::task::{self, block_on, yield_now, Builder};
+use async_std::task::{self, block_on, yield_now, Builder, JoinHandle};
+use common::runtime::{
+    a_task_moves_between_threads, checked, each_task_sees_its_own_store, fed_by_a_plain_task,
+    loopback_echo, migrating_tasks, next_drop, panicking_task, panicking_tasks, probe_the_threads,
+    stores_are_captured_at_spawn, thousands_of_tasks, yields_and_timers, Checks, DropProbe,
+    RuntimeUnderTest, Seen, TaskId, PATIENCE, WORKERS,
+};
 use futures::FutureExt;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-struct TaskId(u64);
-
-/// Executor threads of async-std's global runtime (set by [`init`]).
-const WORKERS: usize = 2;
-/// Upper bound for waits on work the runtime does in the background.
-const PATIENCE: Duration = Duration::from_secs(30);
-
-/// Fixes the size of the global runtime before its first use. Every test
-/// calls it first.
+/// Fixes the size of the global runtime (to [`WORKERS`] executor threads)
+/// before its first use. Every test calls it first.
 fn init() {
     static INIT: Once = Once::new();
     INIT.call_once(|| std::env::set_var("ASYNC_STD_THREAD_COUNT", WORKERS.to_string()));
@@ -34,73 +33,34 @@ fn init() {
 
 // ---- helpers ----
 
-/// Asserts that exactly `id` is the visible `TaskId`.
-#[track_caller]
-fn assert_id(id: TaskId) {
-    assert_eq!(get::<TaskId>(), Some(id));
-}
+/// async-std's global runtime, for the shared test bodies: the adapter's
+/// spawn and async-std's own.
+struct AsyncStd;
 
-/// What the polls of a [`checked`] future saw.
-#[derive(Default)]
-struct Seen {
-    polls: AtomicUsize,
-    threads: Mutex<HashSet<ThreadId>>,
-}
+impl RuntimeUnderTest for AsyncStd {
+    type Task<T: Send + 'static> = JoinHandle<T>;
 
-impl Seen {
-    fn polls(&self) -> usize {
-        self.polls.load(SeqCst)
+    fn spawn_with_stores<T: Send + 'static>(
+        &self,
+        fut: impl Future<Output = T> + Send + 'static,
+    ) -> JoinHandle<T> {
+        als::spawn(fut)
     }
 
-    fn threads(&self) -> usize {
-        self.threads.lock().unwrap().len()
+    fn spawn<T: Send + 'static>(
+        &self,
+        fut: impl Future<Output = T> + Send + 'static,
+    ) -> JoinHandle<T> {
+        task::spawn(fut)
     }
-}
 
-/// Wraps `fut`: before and after each of its polls, asserts that the visible
-/// `TaskId` is `expected`, and records the poll and the thread it ran on.
-fn checked<F: Future>(
-    expected: Option<TaskId>,
-    seen: Arc<Seen>,
-    fut: F,
-) -> impl Future<Output = F::Output> {
-    let mut fut = Box::pin(fut);
-    std::future::poll_fn(move |cx| {
-        assert_eq!(get::<TaskId>(), expected, "wrong store before a poll");
-        seen.polls.fetch_add(1, SeqCst);
-        seen.threads
-            .lock()
-            .unwrap()
-            .insert(std::thread::current().id());
-        let poll = fut.as_mut().poll(cx);
-        assert_eq!(get::<TaskId>(), expected, "wrong store after a poll");
-        poll
-    })
-}
-
-/// Waits (boundedly) until `done` holds.
-async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + PATIENCE;
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        task::sleep(Duration::from_millis(1)).await;
+    fn yield_now() -> impl Future + Send + 'static {
+        yield_now()
     }
-}
 
-/// Reports what is visible when it is dropped.
-struct DropProbe(mpsc::Sender<Option<TaskId>>);
-
-impl Drop for DropProbe {
-    fn drop(&mut self) {
-        let _ = self.0.send(get::<TaskId>());
+    fn sleep(duration: Duration) -> impl Future + Send + 'static {
+        task::sleep(duration)
     }
-}
-
-/// The next report of a [`DropProbe`], waiting boundedly for it.
-fn next_drop(drops: &mpsc::Receiver<Option<TaskId>>) -> Option<TaskId> {
-    drops
-        .recv_timeout(PATIENCE)
-        .expect("the task's future was never dropped")
 }
 
 // ---- 1. every poll, across every kind of await ----
@@ -108,77 +68,19 @@ fn next_drop(drops: &mpsc::Receiver<Option<TaskId>>) -> Option<TaskId> {
 /// Awaits yields, timers, channels and loopback TCP, asserting `id` after
 /// every await. Returns the number of checks.
 async fn every_kind_of_await(id: TaskId) -> usize {
-    let mut checks = 0;
-    let mut check = || {
-        assert_id(id);
-        checks += 1;
-    };
-    check();
-
-    for _ in 0..20 {
-        yield_now().await;
-        check();
-    }
-
-    for _ in 0..3 {
-        task::sleep(Duration::from_millis(1)).await;
-        check();
-    }
+    let mut checks = Checks::start(id);
+    yields_and_timers::<AsyncStd>(&mut checks).await;
     async_std::future::timeout(PATIENCE, task::sleep(Duration::from_millis(1)))
         .await
         .unwrap();
-    check();
+    checks.check();
 
     // A channel fed by a plain task, which never sees our store.
-    let (tx, rx) = async_std::channel::bounded(1);
-    let feeder = task::spawn(async move {
-        for i in 0..10u32 {
-            assert!(!is_set::<TaskId>());
-            tx.send(i).await.unwrap();
-        }
-    });
-    for i in 0..10 {
-        assert_eq!(rx.recv().await, Ok(i));
-        check();
-    }
-    feeder.await;
-    check();
+    fed_by_a_plain_task!(&AsyncStd, &mut checks, async_std::channel::bounded(1), Ok);
 
     // Loopback TCP, echoed by a server task with a store of its own.
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    check();
-    let addr = listener.local_addr().unwrap();
-    let server_id = TaskId(id.0 + 1_000_000);
-    let server = scope(server_id, || {
-        als::spawn(async move {
-            let (mut conn, _) = listener.accept().await.unwrap();
-            assert_id(server_id);
-            let mut buf = [0; 64];
-            loop {
-                let n = conn.read(&mut buf).await.unwrap();
-                assert_id(server_id);
-                if n == 0 {
-                    break;
-                }
-                conn.write_all(&buf[..n]).await.unwrap();
-                assert_id(server_id);
-            }
-        })
-    });
-    let mut stream = TcpStream::connect(addr).await.unwrap();
-    check();
-    for round in 0..10u8 {
-        stream.write_all(&[round; 64]).await.unwrap();
-        check();
-        let mut buf = [0; 64];
-        stream.read_exact(&mut buf).await.unwrap();
-        check();
-        assert_eq!(buf, [round; 64]);
-    }
-    drop(stream);
-    server.await;
-    check();
-    checks
+    loopback_echo!(&AsyncStd, &mut checks, TcpListener, TcpStream);
+    checks.count()
 }
 
 #[test]
@@ -215,114 +117,25 @@ fn store_visible_at_every_poll() {
 
 #[test]
 fn a_task_that_moves_between_threads_sees_its_own_store() {
-    const TASKS: u64 = 4;
-    const YIELDS: usize = 100;
     init();
-    for _attempt in 0..20 {
-        let seen: Vec<Arc<Seen>> = (0..TASKS).map(|_| Arc::default()).collect();
-        let handles: Vec<_> = (0..TASKS)
-            .map(|i| {
-                let id = TaskId(i);
-                let fut = checked(Some(id), seen[i as usize].clone(), async move {
-                    for _ in 0..YIELDS {
-                        yield_now().await;
-                        assert_id(id);
-                        // Keep this thread busy so that another one picks
-                        // the next poll up.
-                        std::thread::sleep(Duration::from_micros(50));
-                    }
-                });
-                scope(id, || als::spawn(fut))
-            })
-            .collect();
+    a_task_moves_between_threads("executor threads", |seen| {
+        let tasks = migrating_tasks(&AsyncStd, seen);
         block_on(async {
-            for handle in handles {
-                handle.await;
+            for task in tasks {
+                task.await;
             }
         });
-        for seen in &seen {
-            assert!(seen.polls() > YIELDS);
-        }
-        if seen.iter().any(|seen| seen.threads() > 1) {
-            return;
-        }
-    }
-    panic!("no task moved between executor threads in 20 attempts");
+    });
 }
 
 // ---- 3. isolation ----
 
 #[test]
 fn thousands_of_tasks_never_see_each_other() {
-    const TASKS: u64 = 3_000;
     init();
-    let stored = Arc::new(Seen::default());
-    let probes = Arc::new(Seen::default());
-    let arrived = Arc::new(AtomicUsize::new(0));
-
-    block_on(async {
-        let (open, gate) = futures::channel::oneshot::channel::<()>();
-        let gate = gate.shared();
-        let mut handles = Vec::new();
-        let mut probe_handles = Vec::new();
-        for i in 0..TASKS {
-            let id = TaskId(i);
-            let (gate, arrived) = (gate.clone(), arrived.clone());
-            let body = checked(Some(id), stored.clone(), async move {
-                assert_id(id);
-                arrived.fetch_add(1, SeqCst);
-                gate.await.unwrap();
-                assert_id(id);
-                for _ in 0..3 {
-                    yield_now().await;
-                    assert_id(id);
-                }
-                task::sleep(Duration::from_millis(1)).await;
-                assert_id(id);
-                yield_now().await;
-                assert_id(id);
-                id
-            });
-            // Half through the adapter, half carrying their own store.
-            handles.push(if i % 2 == 0 {
-                scope(id, || als::spawn(body))
-            } else {
-                task::spawn(body.with_store(id))
-            });
-            // Store-less tasks in between, on the same threads: each poll
-            // starts between two polls of other tasks, and sees nothing.
-            if i % 4 == 0 {
-                probe_handles.push(task::spawn(checked(None, probes.clone(), async {
-                    for _ in 0..3 {
-                        yield_now().await;
-                    }
-                    task::sleep(Duration::from_millis(1)).await;
-                })));
-            }
-        }
-        // Every task is suspended at once before any goes on.
-        wait_for("every task to reach the gate", || {
-            arrived.load(SeqCst) == TASKS as usize
-        })
-        .await;
-        open.send(()).unwrap();
-        for (i, handle) in handles.into_iter().enumerate() {
-            assert_eq!(handle.await, TaskId(i as u64));
-        }
-        for handle in probe_handles {
-            handle.await;
-        }
-    });
-
-    assert!(stored.polls() >= 6 * TASKS as usize);
-    assert_eq!(
-        stored.threads(),
-        WORKERS,
-        "the tasks did not run on every executor thread"
-    );
-    // Three yields, then a timer that may already have fired.
-    assert!(probes.polls() >= 4 * (TASKS as usize / 4));
-    assert_eq!(probes.threads(), WORKERS);
+    let crowd = block_on(thousands_of_tasks(&AsyncStd));
+    crowd.assert_every_task_ran("the tasks did not run on every executor thread");
+    assert_eq!(crowd.probes.threads(), WORKERS);
     assert!(Snapshot::capture().is_empty());
 }
 
@@ -371,32 +184,11 @@ fn adapter_spawns_carry_the_stores_and_plain_spawns_do_not() {
 
 #[test]
 fn the_stores_are_captured_when_the_task_is_spawned() {
-    #[derive(Clone, Debug, PartialEq)]
-    struct Tenant(&'static str);
-
     init();
     block_on(async {
         let (go, wait) = futures::channel::oneshot::channel::<()>();
-        let child = scope(TaskId(1), || {
-            scope(Tenant("acme"), || {
-                als::spawn(async move {
-                    wait.await.unwrap();
-                    (get::<TaskId>(), get::<Tenant>())
-                })
-            })
-        });
-        // The spawner's scopes are gone by the time the child reads.
-        assert!(!is_set::<TaskId>());
-        go.send(()).unwrap();
-        assert_eq!(child.await, (Some(TaskId(1)), Some(Tenant("acme"))));
-
-        // Hidden types stay hidden; the rest is carried.
-        let child = scope(TaskId(1), || {
-            scope(Tenant("acme"), || {
-                exit::<TaskId, _>(|| als::spawn(async { (get::<TaskId>(), get::<Tenant>()) }))
-            })
-        });
-        assert_eq!(child.await, (None, Some(Tenant("acme"))));
+        let go = move || go.send(()).unwrap();
+        stores_are_captured_at_spawn(&AsyncStd, go, async move { wait.await.unwrap() }).await;
     });
 }
 
@@ -431,11 +223,7 @@ fn cancelling_a_running_task_drops_it_with_its_store() {
         let (started, running) = futures::channel::oneshot::channel();
         let probe = DropProbe(tx.clone());
         let task = scope(TaskId(5), || {
-            als::spawn(async move {
-                let _probe = probe;
-                started.send(()).unwrap();
-                std::future::pending::<()>().await;
-            })
+            als::spawn(probe.hold(move || started.send(()).unwrap()))
         });
         running.await.unwrap();
         assert_eq!(task.cancel().await, None);
@@ -444,12 +232,9 @@ fn cancelling_a_running_task_drops_it_with_its_store() {
         let (started, running) = futures::channel::oneshot::channel();
         let probe = DropProbe(tx.clone());
         let task = task::spawn(
-            async move {
-                let _probe = probe;
-                started.send(()).unwrap();
-                std::future::pending::<()>().await;
-            }
-            .with_store(TaskId(6)),
+            probe
+                .hold(move || started.send(()).unwrap())
+                .with_store(TaskId(6)),
         );
         running.await.unwrap();
         assert_eq!(task.cancel().await, None);
@@ -481,23 +266,14 @@ fn cancelling_a_task_before_its_first_poll_drops_it_with_its_store() {
 
 // ---- 6. panics ----
 
-async fn panicking_task(id: TaskId) {
-    assert_id(id);
-    yield_now().await;
-    async {
-        assert_id(TaskId(id.0 + 1));
-        panic!("task {} fails on purpose", id.0);
-    }
-    .with_store(TaskId(id.0 + 1))
-    .await;
-}
-
 #[test]
 fn a_panicking_local_task_leaves_nothing_behind() {
     init();
     block_on(async {
         // A local task runs on this thread: the panic unwinds through it.
-        let task = scope(TaskId(13), || als::spawn_local(panicking_task(TaskId(13))));
+        let task = scope(TaskId(13), || {
+            als::spawn_local(panicking_task::<AsyncStd>(TaskId(13)))
+        });
         assert!(AssertUnwindSafe(task).catch_unwind().await.is_err());
         assert!(Snapshot::capture().is_empty());
 
@@ -516,61 +292,27 @@ fn a_panicking_local_task_leaves_nothing_behind() {
 
 #[test]
 fn a_panicking_task_leaves_nothing_behind_on_the_executor_threads() {
-    const PANICS: u64 = 8;
     init();
     block_on(async {
         let panicked_on = Arc::new(Mutex::new(HashSet::new()));
-        let mut tasks = Vec::new();
-        for i in 0..PANICS {
-            let id = TaskId(200 + 2 * i);
-            let panicked_on = panicked_on.clone();
-            tasks.push(scope(id, || {
-                als::spawn(async move {
-                    panicked_on
-                        .lock()
-                        .unwrap()
-                        .insert(std::thread::current().id());
-                    panicking_task(id).await;
-                })
-            }));
-        }
+        let tasks: Vec<_> = panicking_tasks::<AsyncStd>(&panicked_on)
+            .map(|(id, task)| scope(id, || als::spawn(task)))
+            .collect();
         for task in tasks {
             assert!(AssertUnwindSafe(task).catch_unwind().await.is_err());
         }
 
         // Probe every thread a task panicked on, with store-less tasks.
-        let panicked_on = panicked_on.lock().unwrap().clone();
-        let mut probed = HashSet::new();
-        for _round in 0..100 {
-            let probes: Vec<_> = (0..32)
-                .map(|_| {
-                    task::spawn(async {
-                        yield_now().await;
-                        (std::thread::current().id(), Snapshot::capture().is_empty())
-                    })
-                })
-                .collect();
-            for probe in probes {
-                let (thread, clean) = probe.await;
-                assert!(clean, "a store was left behind on an executor thread");
-                probed.insert(thread);
-            }
-            if panicked_on.is_subset(&probed) {
-                break;
-            }
-        }
-        assert!(
-            panicked_on.is_subset(&probed),
-            "some thread a task panicked on was never probed"
-        );
+        probe_the_threads(
+            &AsyncStd,
+            &panicked_on,
+            "a store was left behind on an executor thread",
+            "some thread a task panicked on was never probed",
+        )
+        .await;
 
         // The runtime keeps working, stores and all.
-        let tasks: Vec<_> = (0..100)
-            .map(|i| scope(TaskId(i), || als::spawn(async { get::<TaskId>() })))
-            .collect();
-        for (i, task) in tasks.into_iter().enumerate() {
-            assert_eq!(task.await, Some(TaskId(i as u64)));
-        }
+        each_task_sees_its_own_store(&AsyncStd).await;
     });
     assert!(Snapshot::capture().is_empty());
 }

@@ -11,7 +11,9 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll};
 
-use async_local_storage::{get, Hidden, Scoped, Snapshot, WithStore};
+#[cfg(feature = "alloc")]
+use async_local_storage::Snapshot;
+use async_local_storage::{get, Hidden, Scoped, WithStore};
 use common::{poll_once, yield_now, RequestId};
 
 fn assert_send<T: Send>() {}
@@ -43,6 +45,7 @@ impl Future for NotUnpinFuture {
 fn send_exactly_when_future_and_value_are_send() {
     assert_send::<Scoped<Ready<()>, u64>>();
     assert_send::<Scoped<Ready<()>, Hidden<Rc<u8>>>>();
+    #[cfg(feature = "alloc")]
     assert_send::<Scoped<Ready<()>, Snapshot>>();
     assert_not_impl!(Scoped<Ready<()>, Rc<u8>>: Send);
     assert_not_impl!(Scoped<Ready<Rc<u8>>, u8>: Send);
@@ -54,6 +57,7 @@ fn sync_when_future_and_value_are_sync() {
     assert_sync::<Scoped<Ready<()>, u64>>();
     assert_not_impl!(Scoped<Ready<()>, Cell<u8>>: Sync);
     assert_not_impl!(Scoped<Ready<Cell<u8>>, u8>: Sync);
+    #[cfg(feature = "alloc")]
     assert_not_impl!(Snapshot: Sync);
 }
 

@@ -21,60 +21,24 @@
 //! to test the critical-section one, because the expected backend is derived
 //! from the features this crate was built with and checked first.
 
+mod common;
+
 use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::panic::{self, AssertUnwindSafe};
-use std::pin::{pin, Pin};
+use std::pin::pin;
 use std::rc::Rc;
-use std::task::{Context, Poll};
+use std::task::Poll;
 
 use async_local_storage::{exit, get, is_set, scope, slot, with, WithStore};
-
-/// The backend the enabled features select: `std` wins over `critical-section`.
-const EXPECTED_BACKEND: &str = if cfg!(feature = "std") {
-    "thread-local"
-} else {
-    "critical-section"
-};
-
-#[derive(Clone, Debug, PartialEq)]
-struct RequestId(u64);
+use common::{check_critical_section_backend, poll_once, run_within, yield_now, RequestId};
 
 #[derive(Clone, Debug, PartialEq)]
 struct Tenant(&'static str);
 
-/// Pending once (after waking itself), then ready.
-struct YieldNow(bool);
-
-impl Future for YieldNow {
-    type Output = ();
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        if self.0 {
-            return Poll::Ready(());
-        }
-        self.0 = true;
-        cx.waker().wake_by_ref();
-        Poll::Pending
-    }
-}
-
-fn yield_now() -> YieldNow {
-    YieldNow(false)
-}
-
-fn poll_once<F: Future + ?Sized>(fut: Pin<&mut F>) -> Poll<F::Output> {
-    fut.poll(&mut Context::from_waker(futures::task::noop_waker_ref()))
-}
-
 /// Polls to completion on this thread.
 fn run<F: Future>(fut: F) -> F::Output {
-    let mut fut = pin!(fut);
-    for _ in 0..10_000 {
-        if let Poll::Ready(out) = poll_once(fut.as_mut()) {
-            return out;
-        }
-    }
-    panic!("future never completed");
+    run_within(10_000, fut).0
 }
 
 fn assert_slot_empty() {
@@ -343,19 +307,7 @@ const ALLOC_CASES: &[Case] = &[(
 const ALLOC_CASES: &[Case] = &[];
 
 fn main() {
-    assert_eq!(
-        slot::BACKEND,
-        EXPECTED_BACKEND,
-        "the features this test was built with select another backend"
-    );
-    if EXPECTED_BACKEND != "critical-section" {
-        println!(
-            "note: `std` is enabled and wins, so these cases run against the {} backend; \
-             run `cargo test --no-default-features --features critical-section --test \
-             critical_section` to test the critical-section backend",
-            slot::BACKEND
-        );
-    }
+    check_critical_section_backend("these cases", "critical_section");
 
     let cases: Vec<Case> = CASES.iter().chain(ALLOC_CASES).copied().collect();
     println!(

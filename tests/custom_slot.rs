@@ -17,12 +17,14 @@
 //! backend wins and the registration is ignored: the cases check that the
 //! expected backend is selected and that this slot is then never called.
 
+mod common;
+
 use std::cell::Cell;
-use std::future::Future;
-use std::pin::{pin, Pin};
-use std::task::{Context, Poll};
+use std::pin::pin;
+use std::task::Poll;
 
 use async_local_storage::{get, scope, slot, FramePtr, Slot, WithStore};
+use common::{block_on, poll_once, yield_now, RequestId};
 
 /// The backend the enabled features select: `std` wins over `custom-slot`.
 const EXPECTED_BACKEND: &str = if cfg!(feature = "std") {
@@ -59,9 +61,6 @@ unsafe impl Slot for ThreadSlot {
 
 async_local_storage::set_slot!(ThreadSlot);
 
-#[derive(Clone, Debug, PartialEq)]
-struct RequestId(u64);
-
 /// Slot accesses made by this thread so far: (gets, sets).
 fn accesses() -> (usize, usize) {
     (GETS.with(Cell::get), SETS.with(Cell::get))
@@ -84,24 +83,6 @@ fn through_slot<R>(expected: (usize, usize), f: impl FnOnce() -> R) -> R {
     out
 }
 
-struct YieldNow(bool);
-
-impl Future for YieldNow {
-    type Output = ();
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        if self.0 {
-            return Poll::Ready(());
-        }
-        self.0 = true;
-        cx.waker().wake_by_ref();
-        Poll::Pending
-    }
-}
-
-fn poll_once<F: Future + ?Sized>(fut: Pin<&mut F>) -> Poll<F::Output> {
-    fut.poll(&mut Context::from_waker(futures::task::noop_waker_ref()))
-}
-
 #[test]
 fn read_outside_any_scope_costs_one_get() {
     let seen = through_slot((1, 0), get::<RequestId>);
@@ -119,7 +100,7 @@ fn sync_scope_costs_one_get_and_two_sets() {
 fn store_is_visible_across_awaits() {
     let mut fut = pin!(async {
         let first = get::<RequestId>();
-        YieldNow(false).await;
+        yield_now().await;
         (first, get::<RequestId>())
     }
     .with_store(RequestId(7)));
@@ -140,7 +121,7 @@ fn nested_stores_shadow_and_restore() {
     // which also runs inside the scope): get + 2 sets each time, so 4 gets
     // and 8 sets; plus the three reads: 7 gets.
     let seen = through_slot((7, 8), || {
-        futures::executor::block_on(
+        block_on(
             async {
                 let inner = async { get::<RequestId>() }.with_store(RequestId(2)).await;
                 (get::<RequestId>(), inner, get::<RequestId>())

@@ -16,29 +16,22 @@
 //! backend wins; `main` checks that it is the one selected, says so, and
 //! runs the same tasks on it.
 
+mod common;
+
 use std::cell::Cell;
 use std::future::{poll_fn, Future};
-use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
-use std::task::{Context, Poll};
+use std::task::Poll;
 use std::time::Duration;
 
 use async_local_storage::{get, is_set, slot, WithStore};
+use common::{check_critical_section_backend, yield_now, RequestId};
 use embassy_executor::{Executor, Spawner};
-
-const EXPECTED_BACKEND: &str = if cfg!(feature = "std") {
-    "thread-local"
-} else {
-    "critical-section"
-};
 
 /// How long the executor may run before the watchdog declares it hung. Not a
 /// timing assertion: the tasks need a few milliseconds.
 const WATCHDOG: Duration = Duration::from_secs(120);
-
-#[derive(Clone, Debug, PartialEq)]
-struct RequestId(u64);
 
 #[derive(Clone, Debug, PartialEq)]
 struct Tenant(&'static str);
@@ -73,25 +66,6 @@ static BETWEEN_POLLS: AtomicUsize = AtomicUsize::new(0);
 
 fn record(seen: Seen) {
     SEEN.lock().unwrap().push(seen);
-}
-
-/// Pending once (after waking its task), then ready.
-struct YieldNow(bool);
-
-impl Future for YieldNow {
-    type Output = ();
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        if self.0 {
-            return Poll::Ready(());
-        }
-        self.0 = true;
-        cx.waker().wake_by_ref();
-        Poll::Pending
-    }
-}
-
-fn yield_now() -> YieldNow {
-    YieldNow(false)
 }
 
 #[embassy_executor::task]
@@ -202,19 +176,7 @@ fn spawn_all(spawner: Spawner) {
 }
 
 fn main() {
-    assert_eq!(
-        slot::BACKEND,
-        EXPECTED_BACKEND,
-        "the features this test was built with select another backend"
-    );
-    if EXPECTED_BACKEND != "critical-section" {
-        println!(
-            "note: `std` is enabled and wins, so the tasks run against the {} backend; run \
-             `cargo test --no-default-features --features critical-section --test embassy` \
-             to test the critical-section backend",
-            slot::BACKEND
-        );
-    }
+    check_critical_section_backend("the tasks", "embassy");
 
     std::thread::spawn(|| {
         std::thread::sleep(WATCHDOG);

@@ -14,17 +14,23 @@
 //! Cases: `ALS_MODEL_CASES` (default 2,000; 8 under Miri). A failure is
 //! shrunk by proptest and printed as the minimal program.
 
+// The model includes snapshots, which need `alloc`.
+#![cfg(feature = "alloc")]
+
+mod common;
+
 use std::cell::{Cell, RefCell};
 use std::fmt::Write as _;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
-use std::pin::{pin, Pin};
+use std::pin::pin;
 use std::rc::Rc;
 use std::task::{Context, Poll};
 
 use async_local_storage::{
     exit, get, is_set, isolate, scope, scope_local, with, Snapshot, WithStore,
 };
+use common::yield_now;
 use futures::future::{join, FutureExt, LocalBoxFuture};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestError, TestRunner};
@@ -267,22 +273,6 @@ impl Drop for DropCheck<'_> {
 /// The payload of the panics this test raises on purpose.
 struct ModelPanic;
 
-/// Returns `Pending` once (after waking itself), then `Ready`.
-struct YieldNow(bool);
-
-impl Future for YieldNow {
-    type Output = ();
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        if self.0 {
-            Poll::Ready(())
-        } else {
-            self.0 = true;
-            cx.waker().wake_by_ref();
-            Poll::Pending
-        }
-    }
-}
-
 /// Polls `fut` to completion right here, inside whatever scope is entered:
 /// the synchronous half of the program (`scope`, `exit`, `Snapshot::run`)
 /// runs async sub-programs this way. Every `Pending` in a program is a yield
@@ -309,7 +299,7 @@ fn run<'a>(env: &'a Env, prog: &'a [Op], ctx: Ctx) -> LocalBoxFuture<'a, ()> {
             match op {
                 Op::Check => env.check(&ctx, "check"),
                 Op::Yield => {
-                    YieldNow(false).await;
+                    yield_now().await;
                     env.check(&ctx, "after yield");
                 }
                 &Op::WithStore(ty, value, ref body) => {

@@ -3,101 +3,29 @@
 //! between threads, isolation, inheritance through the adapter (and not
 //! through smol's own spawn), cancellation, panics.
 
-use std::collections::HashSet;
+mod common;
+
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
-use std::sync::{mpsc, Arc, Mutex};
-use std::thread::{JoinHandle, ThreadId};
+use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+use std::sync::{mpsc, Arc};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use async_local_storage::smol::{self as als, ExecutorExt, LocalExecutorExt};
-use async_local_storage::{exit, get, is_set, scope, Snapshot, WithStore};
+use async_local_storage::{get, is_set, scope, Snapshot, WithStore};
+use common::runtime::{
+    a_task_moves_between_threads, checked, fed_by_a_plain_task, loopback_echo, migrating_tasks,
+    next_drop, panicking_task, stores_are_captured_at_spawn, thousands_of_tasks, yields_and_timers,
+    BetweenPolls, Checks, DropProbe, RuntimeUnderTest, Seen, TaskId, PATIENCE, WORKERS,
+};
 use futures::FutureExt;
 use smol::future::{self as lite, yield_now};
 use smol::io::{AsyncReadExt, AsyncWriteExt};
 use smol::net::{TcpListener, TcpStream};
-use smol::{block_on, Executor, LocalExecutor, Timer};
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-struct TaskId(u64);
-
-const WORKERS: usize = 2;
-/// Upper bound for waits on work done in the background.
-const PATIENCE: Duration = Duration::from_secs(30);
+use smol::{block_on, Executor, LocalExecutor, Task, Timer};
 
 // ---- helpers ----
-
-/// Asserts that exactly `id` is the visible `TaskId`.
-#[track_caller]
-fn assert_id(id: TaskId) {
-    assert_eq!(get::<TaskId>(), Some(id));
-}
-
-/// What the polls of a [`checked`] future saw.
-#[derive(Default)]
-struct Seen {
-    polls: AtomicUsize,
-    threads: Mutex<HashSet<ThreadId>>,
-}
-
-impl Seen {
-    fn polls(&self) -> usize {
-        self.polls.load(SeqCst)
-    }
-
-    fn threads(&self) -> usize {
-        self.threads.lock().unwrap().len()
-    }
-}
-
-/// Wraps `fut`: before and after each of its polls, asserts that the visible
-/// `TaskId` is `expected`, and records the poll and the thread it ran on.
-fn checked<F: Future>(
-    expected: Option<TaskId>,
-    seen: Arc<Seen>,
-    fut: F,
-) -> impl Future<Output = F::Output> {
-    let mut fut = Box::pin(fut);
-    std::future::poll_fn(move |cx| {
-        assert_eq!(get::<TaskId>(), expected, "wrong store before a poll");
-        seen.polls.fetch_add(1, SeqCst);
-        seen.threads
-            .lock()
-            .unwrap()
-            .insert(std::thread::current().id());
-        let poll = fut.as_mut().poll(cx);
-        assert_eq!(get::<TaskId>(), expected, "wrong store after a poll");
-        poll
-    })
-}
-
-/// Counts checks made between two polls on a worker thread, and those that
-/// found any store visible.
-#[derive(Default)]
-struct BetweenPolls {
-    checks: AtomicUsize,
-    violations: AtomicUsize,
-}
-
-impl BetweenPolls {
-    fn check(&self) {
-        self.checks.fetch_add(1, SeqCst);
-        if !Snapshot::capture().is_empty() || is_set::<TaskId>() {
-            self.violations.fetch_add(1, SeqCst);
-        }
-    }
-
-    #[track_caller]
-    fn assert_clean(&self) {
-        assert!(self.checks.load(SeqCst) > 0, "no check ran");
-        assert_eq!(
-            self.violations.load(SeqCst),
-            0,
-            "a worker thread saw a store between polls"
-        );
-    }
-}
 
 /// How the threads of a [`Pool`] drive its executor.
 #[derive(Clone, Copy)]
@@ -120,7 +48,7 @@ struct Pool {
 impl Pool {
     fn new(drive: Drive) -> Pool {
         let ex = Arc::new(Executor::new());
-        let between = Arc::new(BetweenPolls::default());
+        let between = Arc::new(BetweenPolls::new("no check ran"));
         let (stop, stopped) = smol::channel::bounded::<()>(1);
         let threads = (0..WORKERS)
             .map(|_| {
@@ -168,29 +96,42 @@ impl Pool {
     }
 }
 
-/// Waits (boundedly) until `done` holds.
-async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + PATIENCE;
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        Timer::after(Duration::from_millis(1)).await;
-    }
+/// Where the shared test bodies spawn, through the adapter or plainly.
+#[derive(Clone, Copy)]
+enum Smol<'a> {
+    /// smol's global executor.
+    Global,
+    /// A [`Pool`]'s executor.
+    On(&'a Executor<'static>),
 }
 
-/// Reports what is visible when it is dropped.
-struct DropProbe(mpsc::Sender<Option<TaskId>>);
+impl RuntimeUnderTest for Smol<'_> {
+    type Task<T: Send + 'static> = Task<T>;
 
-impl Drop for DropProbe {
-    fn drop(&mut self) {
-        let _ = self.0.send(get::<TaskId>());
+    fn spawn_with_stores<T: Send + 'static>(
+        &self,
+        fut: impl Future<Output = T> + Send + 'static,
+    ) -> Task<T> {
+        match self {
+            Smol::Global => als::spawn(fut),
+            Smol::On(ex) => ex.spawn_with_stores(fut),
+        }
     }
-}
 
-/// The next report of a [`DropProbe`], waiting boundedly for it.
-fn next_drop(drops: &mpsc::Receiver<Option<TaskId>>) -> Option<TaskId> {
-    drops
-        .recv_timeout(PATIENCE)
-        .expect("the task's future was never dropped")
+    fn spawn<T: Send + 'static>(&self, fut: impl Future<Output = T> + Send + 'static) -> Task<T> {
+        match self {
+            Smol::Global => smol::spawn(fut),
+            Smol::On(ex) => ex.spawn(fut),
+        }
+    }
+
+    fn yield_now() -> impl Future + Send + 'static {
+        yield_now()
+    }
+
+    fn sleep(duration: Duration) -> impl Future + Send + 'static {
+        Timer::after(duration)
+    }
 }
 
 // ---- 1. every poll, across every kind of await ----
@@ -198,22 +139,8 @@ fn next_drop(drops: &mpsc::Receiver<Option<TaskId>>) -> Option<TaskId> {
 /// Awaits yields, timers, channels and loopback TCP, asserting `id` after
 /// every await. Returns the number of checks.
 async fn every_kind_of_await(id: TaskId) -> usize {
-    let mut checks = 0;
-    let mut check = || {
-        assert_id(id);
-        checks += 1;
-    };
-    check();
-
-    for _ in 0..20 {
-        yield_now().await;
-        check();
-    }
-
-    for _ in 0..3 {
-        Timer::after(Duration::from_millis(1)).await;
-        check();
-    }
+    let mut checks = Checks::start(id);
+    yields_and_timers::<Smol>(&mut checks).await;
     let timed_out = async {
         Timer::after(PATIENCE).await;
         panic!("timed out");
@@ -225,58 +152,14 @@ async fn every_kind_of_await(id: TaskId) -> usize {
         timed_out,
     )
     .await;
-    check();
+    checks.check();
 
     // A channel fed by a plain task, which never sees our store.
-    let (tx, rx) = smol::channel::bounded(1);
-    let feeder = smol::spawn(async move {
-        for i in 0..10u32 {
-            assert!(!is_set::<TaskId>());
-            tx.send(i).await.unwrap();
-        }
-    });
-    for i in 0..10 {
-        assert_eq!(rx.recv().await, Ok(i));
-        check();
-    }
-    feeder.await;
-    check();
+    fed_by_a_plain_task!(&Smol::Global, &mut checks, smol::channel::bounded(1), Ok);
 
     // Loopback TCP, echoed by a server task with a store of its own.
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    check();
-    let addr = listener.local_addr().unwrap();
-    let server_id = TaskId(id.0 + 1_000_000);
-    let server = scope(server_id, || {
-        als::spawn(async move {
-            let (mut conn, _) = listener.accept().await.unwrap();
-            assert_id(server_id);
-            let mut buf = [0; 64];
-            loop {
-                let n = conn.read(&mut buf).await.unwrap();
-                assert_id(server_id);
-                if n == 0 {
-                    break;
-                }
-                conn.write_all(&buf[..n]).await.unwrap();
-                assert_id(server_id);
-            }
-        })
-    });
-    let mut stream = TcpStream::connect(addr).await.unwrap();
-    check();
-    for round in 0..10u8 {
-        stream.write_all(&[round; 64]).await.unwrap();
-        check();
-        let mut buf = [0; 64];
-        stream.read_exact(&mut buf).await.unwrap();
-        check();
-        assert_eq!(buf, [round; 64]);
-    }
-    drop(stream);
-    server.await;
-    check();
-    checks
+    loopback_echo!(&Smol::Global, &mut checks, TcpListener, TcpStream);
+    checks.count()
 }
 
 #[test]
@@ -324,112 +207,22 @@ fn store_visible_at_every_poll() {
 
 #[test]
 fn a_task_that_moves_between_threads_sees_its_own_store() {
-    const TASKS: u64 = 4;
-    const YIELDS: usize = 100;
     let pool = Pool::new(Drive::Run);
-    for _attempt in 0..20 {
-        let seen: Vec<Arc<Seen>> = (0..TASKS).map(|_| Arc::default()).collect();
-        let tasks: Vec<_> = (0..TASKS)
-            .map(|i| {
-                let id = TaskId(i);
-                let fut = checked(Some(id), seen[i as usize].clone(), async move {
-                    for _ in 0..YIELDS {
-                        yield_now().await;
-                        assert_id(id);
-                        // Keep this thread busy so that another one picks
-                        // the next poll up.
-                        std::thread::sleep(Duration::from_micros(50));
-                    }
-                });
-                scope(id, || pool.ex.spawn_with_stores(fut))
-            })
-            .collect();
-        for task in tasks {
+    a_task_moves_between_threads("executor threads", |seen| {
+        for task in migrating_tasks(&Smol::On(&pool.ex), seen) {
             block_on(task);
         }
-        for seen in &seen {
-            assert!(seen.polls() > YIELDS);
-        }
-        if seen.iter().any(|seen| seen.threads() > 1) {
-            pool.shut_down().1.assert_clean();
-            return;
-        }
-    }
-    panic!("no task moved between executor threads in 20 attempts");
+    });
+    pool.shut_down().1.assert_clean();
 }
 
 // ---- 3. isolation ----
 
 fn thousands_of_tasks_never_see_each_other(drive: Drive) {
-    const TASKS: u64 = 3_000;
     let pool = Pool::new(drive);
-    let stored = Arc::new(Seen::default());
-    let probes = Arc::new(Seen::default());
-    let arrived = Arc::new(AtomicUsize::new(0));
-
-    block_on(async {
-        let (open, gate) = futures::channel::oneshot::channel::<()>();
-        let gate = gate.shared();
-        let mut tasks = Vec::new();
-        let mut probe_tasks = Vec::new();
-        for i in 0..TASKS {
-            let id = TaskId(i);
-            let (gate, arrived) = (gate.clone(), arrived.clone());
-            let body = checked(Some(id), stored.clone(), async move {
-                assert_id(id);
-                arrived.fetch_add(1, SeqCst);
-                gate.await.unwrap();
-                assert_id(id);
-                for _ in 0..3 {
-                    yield_now().await;
-                    assert_id(id);
-                }
-                Timer::after(Duration::from_millis(1)).await;
-                assert_id(id);
-                yield_now().await;
-                assert_id(id);
-                id
-            });
-            // Half through the adapter, half carrying their own store.
-            tasks.push(if i % 2 == 0 {
-                scope(id, || pool.ex.spawn_with_stores(body))
-            } else {
-                pool.ex.spawn(body.with_store(id))
-            });
-            // Store-less tasks in between, on the same threads: each poll
-            // starts between two polls of other tasks, and sees nothing.
-            if i % 4 == 0 {
-                probe_tasks.push(pool.ex.spawn(checked(None, probes.clone(), async {
-                    for _ in 0..3 {
-                        yield_now().await;
-                    }
-                    Timer::after(Duration::from_millis(1)).await;
-                })));
-            }
-        }
-        // Every task is suspended at once before any goes on.
-        wait_for("every task to reach the gate", || {
-            arrived.load(SeqCst) == TASKS as usize
-        })
-        .await;
-        open.send(()).unwrap();
-        for (i, task) in tasks.into_iter().enumerate() {
-            assert_eq!(task.await, TaskId(i as u64));
-        }
-        for task in probe_tasks {
-            task.await;
-        }
-    });
-
+    let crowd = block_on(thousands_of_tasks(&Smol::On(&pool.ex)));
     let (_, between) = pool.shut_down();
-    assert!(stored.polls() >= 6 * TASKS as usize);
-    assert_eq!(
-        stored.threads(),
-        WORKERS,
-        "the tasks did not run on every thread"
-    );
-    // Three yields, then a timer that may already have fired.
-    assert!(probes.polls() >= 4 * (TASKS as usize / 4));
+    crowd.assert_every_task_ran("the tasks did not run on every thread");
     between.assert_clean();
     assert!(Snapshot::capture().is_empty());
 }
@@ -492,31 +285,10 @@ fn adapter_spawns_carry_the_stores_and_plain_spawns_do_not() {
 
 #[test]
 fn the_stores_are_captured_when_the_task_is_spawned() {
-    #[derive(Clone, Debug, PartialEq)]
-    struct Tenant(&'static str);
-
     block_on(async {
         let (go, wait) = futures::channel::oneshot::channel::<()>();
-        let child = scope(TaskId(1), || {
-            scope(Tenant("acme"), || {
-                als::spawn(async move {
-                    wait.await.unwrap();
-                    (get::<TaskId>(), get::<Tenant>())
-                })
-            })
-        });
-        // The spawner's scopes are gone by the time the child reads.
-        assert!(!is_set::<TaskId>());
-        go.send(()).unwrap();
-        assert_eq!(child.await, (Some(TaskId(1)), Some(Tenant("acme"))));
-
-        // Hidden types stay hidden; the rest is carried.
-        let child = scope(TaskId(1), || {
-            scope(Tenant("acme"), || {
-                exit::<TaskId, _>(|| als::spawn(async { (get::<TaskId>(), get::<Tenant>()) }))
-            })
-        });
-        assert_eq!(child.await, (None, Some(Tenant("acme"))));
+        let go = move || go.send(()).unwrap();
+        stores_are_captured_at_spawn(&Smol::Global, go, async move { wait.await.unwrap() }).await;
     });
 }
 
@@ -555,11 +327,8 @@ fn dropping_or_cancelling_a_running_task_drops_it_with_its_store() {
             let (started, running) = futures::channel::oneshot::channel();
             let probe = DropProbe(tx.clone());
             let task = scope(id, || {
-                pool.ex.spawn_with_stores(async move {
-                    let _probe = probe;
-                    started.send(()).unwrap();
-                    std::future::pending::<()>().await;
-                })
+                pool.ex
+                    .spawn_with_stores(probe.hold(move || started.send(()).unwrap()))
             });
             running.await.unwrap();
             if cancel {
@@ -574,11 +343,7 @@ fn dropping_or_cancelling_a_running_task_drops_it_with_its_store() {
         for (id, adapter) in [(TaskId(7), true), (TaskId(8), false)] {
             let (started, running) = futures::channel::oneshot::channel();
             let probe = DropProbe(tx.clone());
-            let fut = async move {
-                let _probe = probe;
-                started.send(()).unwrap();
-                std::future::pending::<()>().await;
-            };
+            let fut = probe.hold(move || started.send(()).unwrap());
             let task = if adapter {
                 scope(id, || als::spawn(fut))
             } else {
@@ -597,11 +362,8 @@ fn dropping_or_cancelling_a_running_task_drops_it_with_its_store() {
     let (started, running) = mpsc::channel();
     let probe = DropProbe(tx);
     let task = scope(TaskId(20), || {
-        pool.ex.spawn_with_stores(async move {
-            let _probe = probe;
-            started.send(()).unwrap();
-            std::future::pending::<()>().await;
-        })
+        pool.ex
+            .spawn_with_stores(probe.hold(move || started.send(()).unwrap()))
     });
     task.detach();
     running.recv_timeout(PATIENCE).unwrap();
@@ -637,24 +399,13 @@ fn dropping_a_task_before_its_first_poll_drops_it_with_its_store() {
 
 // ---- 6. panics ----
 
-async fn panicking_task(id: TaskId) {
-    assert_id(id);
-    yield_now().await;
-    async {
-        assert_id(TaskId(id.0 + 1));
-        panic!("task {} fails on purpose", id.0);
-    }
-    .with_store(TaskId(id.0 + 1))
-    .await;
-}
-
 #[test]
 fn a_panicking_local_task_leaves_nothing_behind() {
     let local = LocalExecutor::new();
     block_on(local.run(async {
         // A local task runs on this thread: the panic unwinds through it.
         let task = scope(TaskId(13), || {
-            local.spawn_with_stores(panicking_task(TaskId(13)))
+            local.spawn_with_stores(panicking_task::<Smol>(TaskId(13)))
         });
         assert!(AssertUnwindSafe(task).catch_unwind().await.is_err());
         assert!(Snapshot::capture().is_empty());
@@ -681,12 +432,12 @@ fn a_panicking_task_leaves_nothing_behind_on_the_executor_threads() {
         let mut tasks: Vec<_> = (0..PANICS)
             .map(|i| {
                 let id = TaskId(200 + 2 * i);
-                scope(id, || pool.ex.spawn_with_stores(panicking_task(id)))
+                scope(id, || pool.ex.spawn_with_stores(panicking_task::<Smol>(id)))
             })
             .collect();
         // And one on smol's global executor.
         tasks.push(scope(TaskId(300), || {
-            als::spawn(panicking_task(TaskId(300)))
+            als::spawn(panicking_task::<Smol>(TaskId(300)))
         }));
         for task in tasks {
             assert!(AssertUnwindSafe(task).catch_unwind().await.is_err());

@@ -1,6 +1,9 @@
 //! `Snapshot`: what is captured, and that restoring recreates exactly what
 //! was visible (shadowing, hiding and local stores included).
 
+// `Snapshot` needs `alloc`: without it there is nothing to test.
+#![cfg(feature = "alloc")]
+
 mod common;
 
 use std::rc::Rc;

@@ -30,6 +30,8 @@
 //!
 //! Under a leak checker, reduce the task count (README, "Reliability").
 
+mod common;
+
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
@@ -38,6 +40,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use async_local_storage::{exit, get, isolate, scope, scope_local, Snapshot, WithStore};
+use common::yield_now;
 use futures::channel::{mpsc, oneshot};
 use futures::future::{join, join_all, BoxFuture, FutureExt};
 use futures::StreamExt;
@@ -279,22 +282,6 @@ impl Rng {
     }
 }
 
-/// Returns `Pending` once (after waking itself), then `Ready`.
-struct YieldNow(bool);
-
-impl Future for YieldNow {
-    type Output = ();
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        if self.0 {
-            Poll::Ready(())
-        } else {
-            self.0 = true;
-            cx.waker().wake_by_ref();
-            Poll::Pending
-        }
-    }
-}
-
 // ---------------------------------------------------------------------------
 // Runtimes.
 
@@ -430,7 +417,7 @@ fn relay_task(
             stats.verify(&expect, "relay");
             served += 1;
             if served % 3 == 0 {
-                YieldNow(false).await;
+                yield_now().await;
             }
             let _ = request.reply.send(get::<TaskId>());
         }
@@ -482,7 +469,7 @@ fn program(env: Arc<Env>, expect: Expect, mut rng: Rng, depth: u32) -> Task {
             stats.verify(&expect, "step");
             let deeper = depth < MAX_DEPTH;
             match rng.below(100) {
-                0..=17 => YieldNow(false).await,
+                0..=17 => yield_now().await,
                 18..=29 => {
                     stats.sleeps.fetch_add(1, Relaxed);
                     env.rt.sleep(Duration::from_micros(rng.below(2_001))).await;
@@ -609,7 +596,7 @@ fn program(env: Arc<Env>, expect: Expect, mut rng: Rng, depth: u32) -> Task {
                         .collect();
                     env.rt.fan_out(futs).await;
                 }
-                _ => YieldNow(false).await,
+                _ => yield_now().await,
             }
             stats.verify(&expect, "after step");
         }

@@ -1,6 +1,9 @@
 //! `thread::spawn` and `thread::spawn_scoped` carry the stores; a plain
 //! `std::thread::spawn` does not.
 
+// `thread` needs `std`: without it (a no_std backend) there is nothing to test.
+#![cfg(feature = "std")]
+
 mod common;
 
 use async_local_storage::{get, scope, thread, WithStore};

@@ -3,27 +3,28 @@
 //! isolation, inheritance through the adapter (and not through tokio's own
 //! spawn), cancellation, panics.
 
+mod common;
+
 use std::collections::HashSet;
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::sync::{mpsc, Arc, Mutex};
-use std::thread::ThreadId;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_local_storage::tokio::{self as als, HandleExt, JoinSetExt, LocalSetExt};
-use async_local_storage::{exit, get, is_set, scope, Snapshot, WithStore};
+use async_local_storage::{get, is_set, scope, Snapshot, WithStore};
+use common::runtime::{
+    a_task_moves_between_threads, checked, each_task_sees_its_own_store, fed_by_a_plain_task,
+    loopback_echo, migrating_tasks, next_drop, panicking_task, panicking_tasks, probe_the_threads,
+    stores_are_captured_at_spawn, thousands_of_tasks, yields_and_timers, BetweenPolls, Checks,
+    DropProbe, RuntimeUnderTest, Seen, TaskId, PATIENCE, WORKERS,
+};
+use futures::future::Map;
 use futures::FutureExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::runtime::{Builder, Handle, Runtime};
-use tokio::task::{yield_now, JoinSet, LocalSet};
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-struct TaskId(u64);
-
-const WORKERS: usize = 2;
-/// Upper bound for waits on work the runtime does in the background.
-const PATIENCE: Duration = Duration::from_secs(30);
+use tokio::task::{yield_now, JoinError, JoinHandle, JoinSet, LocalSet};
 
 // ---- helpers ----
 
@@ -39,79 +40,8 @@ fn multi_thread() -> Runtime {
         .unwrap()
 }
 
-/// Asserts that exactly `id` is the visible `TaskId`.
-#[track_caller]
-fn assert_id(id: TaskId) {
-    assert_eq!(get::<TaskId>(), Some(id));
-}
-
-/// What the polls of a [`checked`] future saw.
-#[derive(Default)]
-struct Seen {
-    polls: AtomicUsize,
-    threads: Mutex<HashSet<ThreadId>>,
-}
-
-impl Seen {
-    fn polls(&self) -> usize {
-        self.polls.load(SeqCst)
-    }
-
-    fn threads(&self) -> usize {
-        self.threads.lock().unwrap().len()
-    }
-}
-
-/// Wraps `fut`: before and after each of its polls, asserts that the visible
-/// `TaskId` is `expected`, and records the poll and the thread it ran on.
-fn checked<F: Future>(
-    expected: Option<TaskId>,
-    seen: Arc<Seen>,
-    fut: F,
-) -> impl Future<Output = F::Output> {
-    let mut fut = Box::pin(fut);
-    std::future::poll_fn(move |cx| {
-        assert_eq!(get::<TaskId>(), expected, "wrong store before a poll");
-        seen.polls.fetch_add(1, SeqCst);
-        seen.threads
-            .lock()
-            .unwrap()
-            .insert(std::thread::current().id());
-        let poll = fut.as_mut().poll(cx);
-        assert_eq!(get::<TaskId>(), expected, "wrong store after a poll");
-        poll
-    })
-}
-
-/// Counts the worker threads' park/unpark hooks (called between polls) and
-/// those that found any store visible.
-#[derive(Default)]
-struct BetweenPolls {
-    checks: AtomicUsize,
-    violations: AtomicUsize,
-}
-
-impl BetweenPolls {
-    fn check(&self) {
-        self.checks.fetch_add(1, SeqCst);
-        if !Snapshot::capture().is_empty() || is_set::<TaskId>() {
-            self.violations.fetch_add(1, SeqCst);
-        }
-    }
-
-    #[track_caller]
-    fn assert_clean(&self) {
-        assert!(self.checks.load(SeqCst) > 0, "no worker ever parked");
-        assert_eq!(
-            self.violations.load(SeqCst),
-            0,
-            "a worker thread saw a store between polls"
-        );
-    }
-}
-
 /// A multi-thread runtime whose workers check, each time they park and
-/// unpark, that no store is visible.
+/// unpark (between polls), that no store is visible.
 fn watched_multi_thread(between: &Arc<BetweenPolls>) -> Runtime {
     let (park, unpark) = (between.clone(), between.clone());
     Builder::new_multi_thread()
@@ -123,29 +53,34 @@ fn watched_multi_thread(between: &Arc<BetweenPolls>) -> Runtime {
         .unwrap()
 }
 
-/// Waits (boundedly) until `done` holds.
-async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + PATIENCE;
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(1)).await;
+/// tokio, for the shared test bodies: the adapter's spawn and tokio's own,
+/// on the current runtime, their join errors unwrapped.
+struct Tokio;
+
+impl RuntimeUnderTest for Tokio {
+    type Task<T: Send + 'static> = Map<JoinHandle<T>, fn(Result<T, JoinError>) -> T>;
+
+    fn spawn_with_stores<T: Send + 'static>(
+        &self,
+        fut: impl Future<Output = T> + Send + 'static,
+    ) -> Self::Task<T> {
+        als::spawn(fut).map(Result::unwrap as fn(_) -> _)
     }
-}
 
-/// Reports what is visible when it is dropped.
-struct DropProbe(mpsc::Sender<Option<TaskId>>);
-
-impl Drop for DropProbe {
-    fn drop(&mut self) {
-        let _ = self.0.send(get::<TaskId>());
+    fn spawn<T: Send + 'static>(
+        &self,
+        fut: impl Future<Output = T> + Send + 'static,
+    ) -> Self::Task<T> {
+        tokio::spawn(fut).map(Result::unwrap as fn(_) -> _)
     }
-}
 
-/// The next report of a [`DropProbe`], waiting boundedly for it.
-fn next_drop(drops: &mpsc::Receiver<Option<TaskId>>) -> Option<TaskId> {
-    drops
-        .recv_timeout(PATIENCE)
-        .expect("the task's future was never dropped")
+    fn yield_now() -> impl Future + Send + 'static {
+        yield_now()
+    }
+
+    fn sleep(duration: Duration) -> impl Future + Send + 'static {
+        tokio::time::sleep(duration)
+    }
 }
 
 // ---- 1. every poll, across every kind of await ----
@@ -153,84 +88,26 @@ fn next_drop(drops: &mpsc::Receiver<Option<TaskId>>) -> Option<TaskId> {
 /// Awaits yields, timers, channels and loopback TCP, asserting `id` after
 /// every await. Returns the number of checks.
 async fn every_kind_of_await(id: TaskId) -> usize {
-    let mut checks = 0;
-    let mut check = || {
-        assert_id(id);
-        checks += 1;
-    };
-    check();
-
-    for _ in 0..20 {
-        yield_now().await;
-        check();
-    }
-
-    for _ in 0..3 {
-        tokio::time::sleep(Duration::from_millis(1)).await;
-        check();
-    }
+    let mut checks = Checks::start(id);
+    yields_and_timers::<Tokio>(&mut checks).await;
     tokio::time::timeout(PATIENCE, tokio::time::sleep(Duration::from_millis(1)))
         .await
         .unwrap();
-    check();
+    checks.check();
 
     // A channel fed by a plain task, which never sees our store.
-    let (tx, mut rx) = tokio::sync::mpsc::channel(1);
-    let feeder = tokio::spawn(async move {
-        for i in 0..10u32 {
-            assert!(!is_set::<TaskId>());
-            tx.send(i).await.unwrap();
-        }
-    });
-    for i in 0..10 {
-        assert_eq!(rx.recv().await, Some(i));
-        check();
-    }
-    feeder.await.unwrap();
-    check();
+    fed_by_a_plain_task!(&Tokio, &mut checks, tokio::sync::mpsc::channel(1), Some);
     let (tx, rx) = tokio::sync::oneshot::channel();
     tokio::spawn(async move {
         yield_now().await;
         tx.send(5u8).unwrap();
     });
     assert_eq!(rx.await.unwrap(), 5);
-    check();
+    checks.check();
 
     // Loopback TCP, echoed by a server task with a store of its own.
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    check();
-    let addr = listener.local_addr().unwrap();
-    let server_id = TaskId(id.0 + 1_000_000);
-    let server = scope(server_id, || {
-        als::spawn(async move {
-            let (mut conn, _) = listener.accept().await.unwrap();
-            assert_id(server_id);
-            let mut buf = [0; 64];
-            loop {
-                let n = conn.read(&mut buf).await.unwrap();
-                assert_id(server_id);
-                if n == 0 {
-                    break;
-                }
-                conn.write_all(&buf[..n]).await.unwrap();
-                assert_id(server_id);
-            }
-        })
-    });
-    let mut stream = TcpStream::connect(addr).await.unwrap();
-    check();
-    for round in 0..10u8 {
-        stream.write_all(&[round; 64]).await.unwrap();
-        check();
-        let mut buf = [0; 64];
-        stream.read_exact(&mut buf).await.unwrap();
-        check();
-        assert_eq!(buf, [round; 64]);
-    }
-    drop(stream);
-    server.await.unwrap();
-    check();
-    checks
+    loopback_echo!(&Tokio, &mut checks, TcpListener, TcpStream);
+    checks.count()
 }
 
 fn store_visible_at_every_poll(rt: &Runtime) {
@@ -278,114 +155,24 @@ fn store_visible_at_every_poll_multi_thread() {
 
 #[test]
 fn a_task_that_moves_between_workers_sees_its_own_store() {
-    const TASKS: u64 = 4;
-    const YIELDS: usize = 100;
     let rt = multi_thread();
-    for _attempt in 0..20 {
-        let seen: Vec<Arc<Seen>> = (0..TASKS).map(|_| Arc::default()).collect();
+    a_task_moves_between_threads("worker threads", |seen| {
         rt.block_on(async {
-            let handles: Vec<_> = (0..TASKS)
-                .map(|i| {
-                    let id = TaskId(i);
-                    let fut = checked(Some(id), seen[i as usize].clone(), async move {
-                        for _ in 0..YIELDS {
-                            yield_now().await;
-                            assert_id(id);
-                            // Keep this worker busy so that the other one
-                            // steals from its queue.
-                            std::thread::sleep(Duration::from_micros(50));
-                        }
-                    });
-                    scope(id, || als::spawn(fut))
-                })
-                .collect();
-            for handle in handles {
-                handle.await.unwrap();
+            for task in migrating_tasks(&Tokio, seen) {
+                task.await;
             }
-        });
-        for seen in &seen {
-            assert!(seen.polls() > YIELDS);
-        }
-        if seen.iter().any(|seen| seen.threads() > 1) {
-            return;
-        }
-    }
-    panic!("no task moved between worker threads in 20 attempts");
+        })
+    });
 }
 
 // ---- 3. isolation ----
 
 #[test]
 fn thousands_of_tasks_never_see_each_other() {
-    const TASKS: u64 = 3_000;
-    let between = Arc::new(BetweenPolls::default());
+    let between = Arc::new(BetweenPolls::new("no worker ever parked"));
     let rt = watched_multi_thread(&between);
-    let stored = Arc::new(Seen::default());
-    let probes = Arc::new(Seen::default());
-    let arrived = Arc::new(AtomicUsize::new(0));
-
-    rt.block_on(async {
-        let (open, gate) = futures::channel::oneshot::channel::<()>();
-        let gate = gate.shared();
-        let mut handles = Vec::new();
-        let mut probe_handles = Vec::new();
-        for i in 0..TASKS {
-            let id = TaskId(i);
-            let (gate, arrived) = (gate.clone(), arrived.clone());
-            let body = checked(Some(id), stored.clone(), async move {
-                assert_id(id);
-                arrived.fetch_add(1, SeqCst);
-                gate.await.unwrap();
-                assert_id(id);
-                for _ in 0..3 {
-                    yield_now().await;
-                    assert_id(id);
-                }
-                tokio::time::sleep(Duration::from_millis(1)).await;
-                assert_id(id);
-                yield_now().await;
-                assert_id(id);
-                id
-            });
-            // Half through the adapter, half carrying their own store.
-            handles.push(if i % 2 == 0 {
-                scope(id, || als::spawn(body))
-            } else {
-                tokio::spawn(body.with_store(id))
-            });
-            // Store-less tasks in between, on the same workers: each poll
-            // starts between two polls of other tasks, and sees nothing.
-            if i % 4 == 0 {
-                probe_handles.push(tokio::spawn(checked(None, probes.clone(), async {
-                    for _ in 0..3 {
-                        yield_now().await;
-                    }
-                    tokio::time::sleep(Duration::from_millis(1)).await;
-                })));
-            }
-        }
-        // Every task is suspended at once before any goes on.
-        wait_for("every task to reach the gate", || {
-            arrived.load(SeqCst) == TASKS as usize
-        })
-        .await;
-        open.send(()).unwrap();
-        for (i, handle) in handles.into_iter().enumerate() {
-            assert_eq!(handle.await.unwrap(), TaskId(i as u64));
-        }
-        for handle in probe_handles {
-            handle.await.unwrap();
-        }
-    });
-
-    assert!(stored.polls() >= 6 * TASKS as usize);
-    assert_eq!(
-        stored.threads(),
-        WORKERS,
-        "the tasks did not run on every worker"
-    );
-    // Three yields, then a timer that may already have fired.
-    assert!(probes.polls() >= 4 * (TASKS as usize / 4));
+    let crowd = rt.block_on(thousands_of_tasks(&Tokio));
+    crowd.assert_every_task_ran("the tasks did not run on every worker");
     between.assert_clean();
     assert!(Snapshot::capture().is_empty());
 }
@@ -487,35 +274,11 @@ fn local_spawns_carry_the_stores_and_plain_ones_do_not() {
 
 #[test]
 fn the_stores_are_captured_when_the_task_is_spawned() {
-    #[derive(Clone, Debug, PartialEq)]
-    struct Tenant(&'static str);
-
     let rt = multi_thread();
     rt.block_on(async {
         let (go, wait) = tokio::sync::oneshot::channel::<()>();
-        let child = scope(TaskId(1), || {
-            scope(Tenant("acme"), || {
-                als::spawn(async move {
-                    wait.await.unwrap();
-                    (get::<TaskId>(), get::<Tenant>())
-                })
-            })
-        });
-        // The spawner's scopes are gone by the time the child reads.
-        assert!(!is_set::<TaskId>());
-        go.send(()).unwrap();
-        assert_eq!(
-            child.await.unwrap(),
-            (Some(TaskId(1)), Some(Tenant("acme")))
-        );
-
-        // Hidden types stay hidden; the rest is carried.
-        let child = scope(TaskId(1), || {
-            scope(Tenant("acme"), || {
-                exit::<TaskId, _>(|| als::spawn(async { (get::<TaskId>(), get::<Tenant>()) }))
-            })
-        });
-        assert_eq!(child.await.unwrap(), (None, Some(Tenant("acme"))));
+        let go = move || go.send(()).unwrap();
+        stores_are_captured_at_spawn(&Tokio, go, async move { wait.await.unwrap() }).await;
         let child = async { als::spawn(async { get::<TaskId>() }).await.unwrap() }
             .without_store::<TaskId>()
             .with_store(TaskId(1));
@@ -557,11 +320,7 @@ fn aborting_a_running_task_drops_it_with_its_store() {
         let (started, running) = tokio::sync::oneshot::channel();
         let probe = DropProbe(tx.clone());
         let task = scope(TaskId(5), || {
-            als::spawn(async move {
-                let _probe = probe;
-                started.send(()).unwrap();
-                std::future::pending::<()>().await;
-            })
+            als::spawn(probe.hold(move || started.send(()).unwrap()))
         });
         running.await.unwrap();
         task.abort();
@@ -571,12 +330,9 @@ fn aborting_a_running_task_drops_it_with_its_store() {
         let (started, running) = tokio::sync::oneshot::channel();
         let probe = DropProbe(tx.clone());
         let task = tokio::spawn(
-            async move {
-                let _probe = probe;
-                started.send(()).unwrap();
-                std::future::pending::<()>().await;
-            }
-            .with_store(TaskId(6)),
+            probe
+                .hold(move || started.send(()).unwrap())
+                .with_store(TaskId(6)),
         );
         running.await.unwrap();
         task.abort();
@@ -638,11 +394,7 @@ fn dropping_a_join_set_or_the_runtime_drops_tasks_with_their_stores() {
     let probe = DropProbe(tx);
     let (started, running) = mpsc::channel();
     scope(TaskId(20), || {
-        rt.spawn_with_stores(async move {
-            let _probe = probe;
-            started.send(()).unwrap();
-            std::future::pending::<()>().await;
-        })
+        rt.spawn_with_stores(probe.hold(move || started.send(()).unwrap()))
     });
     running.recv_timeout(PATIENCE).unwrap();
     drop(rt);
@@ -651,28 +403,19 @@ fn dropping_a_join_set_or_the_runtime_drops_tasks_with_their_stores() {
 
 // ---- 6. panics ----
 
-async fn panicking_task(id: TaskId) {
-    assert_id(id);
-    yield_now().await;
-    async {
-        assert_id(TaskId(id.0 + 1));
-        panic!("task {} fails on purpose", id.0);
-    }
-    .with_store(TaskId(id.0 + 1))
-    .await;
-}
-
 #[test]
 fn a_panicking_task_leaves_nothing_behind_current_thread() {
     let rt = current_thread();
     rt.block_on(async {
-        let err = scope(TaskId(13), || als::spawn(panicking_task(TaskId(13))))
-            .await
-            .unwrap_err();
+        let err = scope(TaskId(13), || {
+            als::spawn(panicking_task::<Tokio>(TaskId(13)))
+        })
+        .await
+        .unwrap_err();
         assert!(err.is_panic());
         // This future runs on the very thread that unwound out of the task.
         assert!(Snapshot::capture().is_empty());
-        let err = tokio::spawn(panicking_task(TaskId(15)).with_store(TaskId(15)))
+        let err = tokio::spawn(panicking_task::<Tokio>(TaskId(15)).with_store(TaskId(15)))
             .await
             .unwrap_err();
         assert!(err.is_panic());
@@ -693,62 +436,28 @@ fn a_panicking_task_leaves_nothing_behind_current_thread() {
 
 #[test]
 fn a_panicking_task_leaves_nothing_behind_multi_thread() {
-    const PANICS: u64 = 8;
-    let between = Arc::new(BetweenPolls::default());
+    let between = Arc::new(BetweenPolls::new("no worker ever parked"));
     let rt = watched_multi_thread(&between);
     rt.block_on(async {
         let panicked_on = Arc::new(Mutex::new(HashSet::new()));
-        let mut tasks = Vec::new();
-        for i in 0..PANICS {
-            let id = TaskId(200 + 2 * i);
-            let panicked_on = panicked_on.clone();
-            tasks.push(scope(id, || {
-                als::spawn(async move {
-                    panicked_on
-                        .lock()
-                        .unwrap()
-                        .insert(std::thread::current().id());
-                    panicking_task(id).await;
-                })
-            }));
-        }
+        let tasks: Vec<_> = panicking_tasks::<Tokio>(&panicked_on)
+            .map(|(id, task)| scope(id, || als::spawn(task)))
+            .collect();
         for task in tasks {
             assert!(task.await.unwrap_err().is_panic());
         }
 
         // Probe every worker a task panicked on, with store-less tasks.
-        let panicked_on = panicked_on.lock().unwrap().clone();
-        let mut probed = HashSet::new();
-        for _round in 0..100 {
-            let probes: Vec<_> = (0..32)
-                .map(|_| {
-                    tokio::spawn(async {
-                        yield_now().await;
-                        (std::thread::current().id(), Snapshot::capture().is_empty())
-                    })
-                })
-                .collect();
-            for probe in probes {
-                let (thread, clean) = probe.await.unwrap();
-                assert!(clean, "a store was left behind on a worker thread");
-                probed.insert(thread);
-            }
-            if panicked_on.is_subset(&probed) {
-                break;
-            }
-        }
-        assert!(
-            panicked_on.is_subset(&probed),
-            "some worker a task panicked on was never probed"
-        );
+        probe_the_threads(
+            &Tokio,
+            &panicked_on,
+            "a store was left behind on a worker thread",
+            "some worker a task panicked on was never probed",
+        )
+        .await;
 
         // The runtime keeps working, stores and all.
-        let tasks: Vec<_> = (0..100)
-            .map(|i| scope(TaskId(i), || als::spawn(async { get::<TaskId>() })))
-            .collect();
-        for (i, task) in tasks.into_iter().enumerate() {
-            assert_eq!(task.await.unwrap(), Some(TaskId(i as u64)));
-        }
+        each_task_sees_its_own_store(&Tokio).await;
     });
     drop(rt);
     between.assert_clean();

@@ -1,9 +1,13 @@
 //! Helpers shared by the core tests: a tiny executor toolkit with no runtime.
+//! The adapter tests share more in [`runtime`].
 #![allow(dead_code, unreachable_pub)]
 
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
+
+#[cfg(feature = "std")]
+pub mod runtime;
 
 /// Stores are looked up by type: tests use newtypes, as users should.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -53,16 +57,52 @@ pub fn poll_once<F: Future + ?Sized>(fut: Pin<&mut F>) -> Poll<F::Output> {
 
 /// Polls to completion with a no-op waker, counting the polls.
 pub fn run_counting<F: Future>(fut: F) -> (F::Output, usize) {
+    run_within(1_000_000, fut)
+}
+
+/// Polls to completion with a no-op waker, at most `max_polls` times;
+/// returns the output and the number of polls.
+pub fn run_within<F: Future>(max_polls: usize, fut: F) -> (F::Output, usize) {
     let mut fut = std::pin::pin!(fut);
-    let mut polls = 0;
-    loop {
-        polls += 1;
+    for polls in 1..=max_polls {
         if let Poll::Ready(out) = poll_once(fut.as_mut()) {
             return (out, polls);
         }
-        assert!(polls < 1_000_000, "future never completed");
     }
+    panic!("future never completed");
 }
 
 #[allow(unused_imports)]
 pub use futures::executor::block_on;
+
+/// The backend the `critical-section` host tests expect: `std` wins over
+/// `critical-section` when both are enabled.
+#[cfg(feature = "critical-section")]
+pub const CRITICAL_SECTION_BACKEND: &str = if cfg!(feature = "std") {
+    "thread-local"
+} else {
+    "critical-section"
+};
+
+/// For the `critical-section` host tests (`harness = false`, run by
+/// `main`): asserts that the features this test was built with select
+/// [`CRITICAL_SECTION_BACKEND`]; if `std` won, says that `what` (runs)
+/// against it, and how to run `test` on the critical-section backend.
+#[cfg(feature = "critical-section")]
+pub fn check_critical_section_backend(what: &str, test: &str) {
+    use async_local_storage::slot;
+
+    assert_eq!(
+        slot::BACKEND,
+        CRITICAL_SECTION_BACKEND,
+        "the features this test was built with select another backend"
+    );
+    if CRITICAL_SECTION_BACKEND != "critical-section" {
+        println!(
+            "note: `std` is enabled and wins, so {what} run against the {} backend; run \
+             `cargo test --no-default-features --features critical-section --test {test}` \
+             to test the critical-section backend",
+            slot::BACKEND
+        );
+    }
+}
