@@ -69,6 +69,7 @@ impl FramePtr {
 
     /// Returns `true` when no scope is entered.
     #[must_use]
+    #[inline]
     pub fn is_null(self) -> bool {
         self.0.is_none()
     }
@@ -96,6 +97,7 @@ impl FramePtr {
     }
 
     /// The frame's address and header.
+    #[inline]
     fn get<'a>(self) -> Option<(NonNull<Header>, &'a Header)> {
         // SAFETY: (LIFO) a non-null `FramePtr` read from the slot, or from the
         // parent/jump link of a frame reachable from it, points to a live
@@ -275,6 +277,7 @@ impl<T: ?Sized + 'static> Node<Hidden<T>> {
 struct Restore(FramePtr);
 
 impl Drop for Restore {
+    #[inline]
     fn drop(&mut self) {
         imp::set(self.0);
     }

@@ -62,14 +62,17 @@ pub(crate) const NAME: &str = "critical-section";
 
 static TOP: Mutex<Cell<FramePtr>> = Mutex::new(Cell::new(FramePtr::NULL));
 
+#[inline]
 pub(crate) fn get() -> FramePtr {
     critical_section::with(|cs| TOP.borrow(cs).get())
 }
 
+#[inline]
 pub(crate) fn set(top: FramePtr) {
     critical_section::with(|cs| TOP.borrow(cs).set(top));
 }
 
+#[inline]
 pub(crate) fn enter(link: impl FnOnce(FramePtr) -> FramePtr) -> FramePtr {
     critical_section::with(|cs| {
         let cell = TOP.borrow(cs);

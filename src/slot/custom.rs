@@ -20,6 +20,7 @@ extern "Rust" {
     fn _async_local_storage_slot_set(top: FramePtr);
 }
 
+#[inline]
 pub(crate) fn get() -> FramePtr {
     // SAFETY: the symbol is defined by `set_slot!`, whose `Slot` impl the
     // user declared sound (`unsafe impl Slot`); it takes and returns plain
@@ -27,11 +28,13 @@ pub(crate) fn get() -> FramePtr {
     unsafe { _async_local_storage_slot_get() }
 }
 
+#[inline]
 pub(crate) fn set(top: FramePtr) {
     // SAFETY: as in `get`.
     unsafe { _async_local_storage_slot_set(top) }
 }
 
+#[inline]
 pub(crate) fn enter(link: impl FnOnce(FramePtr) -> FramePtr) -> FramePtr {
     // Reading and writing separately is enough: anything that preempts us
     // between the two nests LIFO (a `Slot` requirement) and so leaves the

@@ -15,14 +15,17 @@ std::thread_local! {
     static TOP: Cell<FramePtr> = const { Cell::new(FramePtr::NULL) };
 }
 
+#[inline]
 pub(crate) fn get() -> FramePtr {
     TOP.with(Cell::get)
 }
 
+#[inline]
 pub(crate) fn set(top: FramePtr) {
     TOP.with(|cell| cell.set(top));
 }
 
+#[inline]
 pub(crate) fn enter(link: impl FnOnce(FramePtr) -> FramePtr) -> FramePtr {
     TOP.with(|cell| {
         let prev = cell.get();
