@@ -271,7 +271,7 @@ impl HandleExt for Runtime {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        self.spawn(future.with_snapshot(Snapshot::capture()))
+        self.handle().spawn_with_stores(future)
     }
 
     #[track_caller]
@@ -280,7 +280,7 @@ impl HandleExt for Runtime {
         F: FnOnce() -> R + Send + 'static,
         R: Send + 'static,
     {
-        self.spawn_blocking(Snapshot::bind(f))
+        self.handle().spawn_blocking_with_stores(f)
     }
 }
 
