@@ -10,7 +10,7 @@
 //!   thread-local scheme, a hand-written wrapper that does what `Scoped`
 //!   does per poll (read a `const` thread-local, link, publish, restore);
 //! * `with_store` with a `u64`, a `[u8; 256]` and a `[u8; 4096]`, and four
-//!   nested stores;
+//!   nested stores; `with_snapshot` (what adapter-spawned tasks pay);
 //! * tokio `task_local!` `scope` with the same values (what users would
 //!   use otherwise), and four nested scopes;
 //! * tracing's `Instrument` with disabled spans.
@@ -25,7 +25,7 @@ use std::ptr;
 use std::task::{Context, Poll};
 use std::time::SystemTime;
 
-use async_local_storage::WithStore;
+use async_local_storage::{Snapshot, WithStore};
 use criterion::Criterion;
 use tracing::Instrument;
 
@@ -112,6 +112,13 @@ fn bench(c: &mut Criterion) {
                     .with_store(black_box(D(4)))
             })
         })
+    });
+
+    // What a task spawned through an adapter pays per poll: a snapshot
+    // (here of one store) restored around every poll.
+    let snapshot = async_local_storage::scope(A(1), Snapshot::capture);
+    g.bench_function("with_snapshot (1 store, as adapter-spawned tasks)", |b| {
+        b.iter(|| run(|| Leaf::new().with_snapshot(snapshot.clone())))
     });
 
     g.bench_function("tokio task_local scope u64", |b| {

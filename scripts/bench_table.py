@@ -3,12 +3,14 @@
 
 Usage (after `cargo bench --all-features`):
 
-    python3 scripts/bench_table.py [CRITERION_DIR] [--stat mean|median|slope]
+    python3 scripts/bench_table.py [CRITERION_DIR] [--stat median|mean|slope]
 
 For every benchmark in CRITERION_DIR (default: $CRITERION_HOME, else
 $CARGO_TARGET_DIR/criterion, else target/criterion) it reads
 `<group>/<bench>/new/benchmark.json` and `new/estimates.json` and prints one
-row: group, variant, time per element, ratio to the group's `bare*` variant.
+row: group, variant, time per element (criterion's median by default: the
+statistic least moved by preemption on a shared machine), its 95% confidence
+interval, and the ratio to the group's `bare*` variant.
 
 Time per element = the estimate of one iteration / the `Elements` throughput
 the benchmark declares: polls for the poll groups (10 001 per iteration),
@@ -21,13 +23,14 @@ the Python standard library is used.
 
 import json
 import os
+import signal
 import sys
 from pathlib import Path
 
 
 def criterion_dir(argv):
-    for arg in argv:
-        if not arg.startswith("--"):
+    for i, arg in enumerate(argv):
+        if not arg.startswith("--") and (i == 0 or argv[i - 1] != "--stat"):
             return Path(arg)
     if os.environ.get("CRITERION_HOME"):
         return Path(os.environ["CRITERION_HOME"])
@@ -41,7 +44,7 @@ def stat_name(argv):
         i = argv.index("--stat")
         if i + 1 < len(argv):
             return argv[i + 1]
-    return "mean"
+    return "median"
 
 
 def load(root, stat):
@@ -103,4 +106,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # quiet under `| head`
     main(sys.argv[1:])

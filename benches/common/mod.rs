@@ -39,13 +39,6 @@ impl Leaf {
             left: black_box(PENDING),
         }
     }
-
-    /// A leaf that is polled `pending + 1` times.
-    pub(crate) fn with_pending(pending: u32) -> Leaf {
-        Leaf {
-            left: black_box(pending),
-        }
-    }
 }
 
 impl Future for Leaf {
@@ -157,7 +150,7 @@ pub(crate) fn print_ratios(groups: &[&str], since: SystemTime) {
         }
     }
     if printed_header {
-        println!("(ns/op = mean time per iteration / elements per iteration; Markdown: python3 scripts/bench_table.py)");
+        println!("(ns/op = median time per iteration / elements per iteration; Markdown: python3 scripts/bench_table.py)");
     }
 }
 
@@ -212,7 +205,7 @@ fn group_results(dir: &std::path::Path, since: SystemTime) -> Vec<Measured> {
         }
         let (Some(variant), Some(mean)) = (
             json_string(&bench, "function_id"),
-            json_number(after(&estimates, "\"mean\""), "point_estimate"),
+            json_number(after(&estimates, "\"median\""), "point_estimate"),
         ) else {
             continue;
         };

@@ -1,0 +1,196 @@
+//! Group 4, carrying stores into new work: `Snapshot::capture`, and the
+//! adapters' `spawn` against each runtime's own `spawn`.
+//!
+//! * `capture`: one `Snapshot::capture()` plus its drop, with 0 (`bare`),
+//!   1 and 4 `u64`-sized stores visible. Time per capture.
+//! * `spawn_*`: one iteration runs a parent task that has one store
+//!   (`with_store(Id(7))`), spawns 100 empty tasks and awaits them all;
+//!   time per task = time per iteration / 100 (the parent's own spawn is
+//!   amortised over the 100). `bare` is the runtime's own spawn
+//!   (the task sees no store); `adapter` is this crate's (captures one
+//!   store, restores it at every poll of the task). For tokio, the
+//!   `task_local!` way is measured too: `spawn(KEY.scope(KEY.get(), fut))`.
+//!
+//! Run: `cargo bench --all-features --bench spawn`.
+
+use std::hint::black_box;
+use std::time::SystemTime;
+
+use async_local_storage::smol::ExecutorExt;
+use async_local_storage::{scope, Snapshot, WithStore};
+use criterion::Criterion;
+
+mod common;
+
+const TASKS: u64 = 100;
+
+const GROUPS: [&str; 6] = [
+    "capture",
+    "spawn_tokio_current_thread",
+    "spawn_tokio_multi_thread",
+    "spawn_async_std",
+    "spawn_smol_global",
+    "spawn_smol_executor",
+];
+
+#[derive(Clone, Copy)]
+struct Id(#[allow(dead_code)] u64);
+#[derive(Clone, Copy)]
+struct B(#[allow(dead_code)] u64);
+#[derive(Clone, Copy)]
+struct C(#[allow(dead_code)] u64);
+#[derive(Clone, Copy)]
+struct D(#[allow(dead_code)] u64);
+
+tokio::task_local! {
+    static TL_ID: Id;
+}
+
+fn capture(c: &mut Criterion) {
+    let mut g = common::group(c, GROUPS[0], 1);
+    g.bench_function("bare: capture, no store", |b| b.iter(Snapshot::capture));
+    scope(Id(7), || {
+        g.bench_function("capture 1 store", |b| b.iter(Snapshot::capture));
+        scope(B(2), || {
+            scope(C(3), || {
+                scope(D(4), || {
+                    g.bench_function("capture 4 stores", |b| b.iter(Snapshot::capture));
+                })
+            })
+        });
+    });
+    g.finish();
+}
+
+/// The join step for runtimes whose handles yield the output directly.
+fn done(_: ()) {}
+
+/// Spawns `TASKS` empty tasks with `$spawn` and awaits them, inside a parent
+/// future with one store; `$block_on` runs the parent, as a task of the
+/// runtime where it has one (so that spawning happens on a worker thread,
+/// as in a server, not from the bench thread).
+macro_rules! spawn_many {
+    (|$fut:ident| $block_on:expr, $spawn:expr, $join:expr) => {{
+        let $fut = async {
+            let handles: Vec<_> = (0..TASKS).map(|_| $spawn(async {})).collect();
+            for handle in handles {
+                $join(handle.await);
+            }
+        }
+        .with_store(black_box(Id(7)));
+        $block_on
+    }};
+}
+
+fn tokio_group(c: &mut Criterion, name: &str, rt: &tokio::runtime::Runtime) {
+    let mut g = common::group(c, name, TASKS);
+    g.bench_function("bare: tokio::spawn", |b| {
+        b.iter(|| {
+            spawn_many!(
+                |f| rt.block_on(async { tokio::spawn(f).await.unwrap() }),
+                tokio::spawn,
+                Result::unwrap
+            )
+        })
+    });
+    g.bench_function("adapter: async_local_storage::tokio::spawn", |b| {
+        b.iter(|| {
+            spawn_many!(
+                |f| rt.block_on(async { tokio::spawn(f).await.unwrap() }),
+                async_local_storage::tokio::spawn,
+                Result::unwrap
+            )
+        })
+    });
+    g.bench_function("tokio::spawn + task_local re-scope", |b| {
+        b.iter(|| {
+            let parent = TL_ID.scope(black_box(Id(7)), async {
+                let handles: Vec<_> = (0..TASKS)
+                    .map(|_| tokio::spawn(TL_ID.scope(TL_ID.get(), async {})))
+                    .collect();
+                for handle in handles {
+                    handle.await.unwrap();
+                }
+            });
+            rt.block_on(async { tokio::spawn(parent).await.unwrap() })
+        })
+    });
+    g.finish();
+}
+
+fn spawn(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    tokio_group(c, GROUPS[1], &rt);
+    drop(rt);
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    tokio_group(c, GROUPS[2], &rt);
+    drop(rt);
+
+    let mut g = common::group(c, GROUPS[3], TASKS);
+    g.bench_function("bare: async_std::task::spawn", |b| {
+        b.iter(|| {
+            spawn_many!(
+                |f| async_std::task::block_on(async_std::task::spawn(f)),
+                async_std::task::spawn,
+                done
+            )
+        })
+    });
+    g.bench_function("adapter: async_local_storage::async_std::spawn", |b| {
+        b.iter(|| {
+            spawn_many!(
+                |f| async_std::task::block_on(async_std::task::spawn(f)),
+                async_local_storage::async_std::spawn,
+                done
+            )
+        })
+    });
+    g.finish();
+
+    let mut g = common::group(c, GROUPS[4], TASKS);
+    g.bench_function("bare: smol::spawn", |b| {
+        b.iter(|| spawn_many!(|f| smol::block_on(smol::spawn(f)), smol::spawn, done))
+    });
+    g.bench_function("adapter: async_local_storage::smol::spawn", |b| {
+        b.iter(|| {
+            spawn_many!(
+                |f| smol::block_on(smol::spawn(f)),
+                async_local_storage::smol::spawn,
+                done
+            )
+        })
+    });
+    g.finish();
+
+    let ex = smol::Executor::new();
+    let mut g = common::group(c, GROUPS[5], TASKS);
+    g.bench_function("bare: Executor::spawn", |b| {
+        b.iter(|| spawn_many!(|f| smol::block_on(ex.run(f)), |t| ex.spawn(t), done))
+    });
+    g.bench_function("adapter: ExecutorExt::spawn_with_stores", |b| {
+        b.iter(|| {
+            spawn_many!(
+                |f| smol::block_on(ex.run(f)),
+                |t| ex.spawn_with_stores(t),
+                done
+            )
+        })
+    });
+    g.finish();
+}
+
+fn main() {
+    let start = SystemTime::now();
+    let mut c = common::criterion();
+    capture(&mut c);
+    spawn(&mut c);
+    c.final_summary();
+    common::print_ratios(&GROUPS, start);
+}
