@@ -22,27 +22,19 @@ use std::cell::Cell;
 use std::future::Future;
 use std::hint::black_box;
 use std::pin::Pin;
-use std::time::SystemTime;
 
 use async_local_storage::{get, scope, slot, WithStore};
 use criterion::Criterion;
 
 mod common;
 
+use common::{A, B, C, D};
+
 use common::{run, Leaf, POLLS};
 
 const POLL_GROUP: &str = "no_std_sim_poll";
 const READ_GROUP: &str = "no_std_sim_read";
 const READS: u64 = 1000;
-
-#[derive(Clone, Copy)]
-struct A(#[allow(dead_code)] u64);
-#[derive(Clone, Copy)]
-struct B(#[allow(dead_code)] u64);
-#[derive(Clone, Copy)]
-struct C(#[allow(dead_code)] u64);
-#[derive(Clone, Copy)]
-struct D(#[allow(dead_code)] u64);
 
 /// The floor for this backend: one global cell behind a critical section.
 static CELL: critical_section::Mutex<Cell<u64>> = critical_section::Mutex::new(Cell::new(7));
@@ -72,17 +64,7 @@ fn bench(c: &mut Criterion) {
     g.bench_function("with_store [u8; 4096]", |b| {
         b.iter(|| run(|| Leaf::new().with_store(black_box([7u8; 4096]))))
     });
-    g.bench_function("with_store x4 nested", |b| {
-        b.iter(|| {
-            run(|| {
-                Leaf::new()
-                    .with_store(black_box(A(1)))
-                    .with_store(black_box(B(2)))
-                    .with_store(black_box(C(3)))
-                    .with_store(black_box(D(4)))
-            })
-        })
-    });
+    g.bench_function("with_store x4 nested", |b| b.iter(|| run(common::nested4)));
     g.finish();
 
     let mut g = common::group(c, READ_GROUP, READS);
@@ -134,9 +116,5 @@ fn main() {
          (critical-section's `std` impl), not an interrupt mask: expect far higher figures than \
          on a single-core MCU."
     );
-    let start = SystemTime::now();
-    let mut c = common::criterion();
-    bench(&mut c);
-    c.final_summary();
-    common::print_ratios(&[POLL_GROUP, READ_GROUP], start);
+    common::main(&[POLL_GROUP, READ_GROUP], bench);
 }

@@ -23,7 +23,6 @@ use std::hint::black_box;
 use std::pin::Pin;
 use std::ptr;
 use std::task::{Context, Poll};
-use std::time::SystemTime;
 
 use async_local_storage::{Snapshot, WithStore};
 use criterion::Criterion;
@@ -31,18 +30,11 @@ use tracing::Instrument;
 
 mod common;
 
+use common::{A, B, C, D};
+
 use common::{run, Leaf, POLLS};
 
 const GROUP: &str = "poll";
-
-#[derive(Clone, Copy)]
-struct A(#[allow(dead_code)] u64);
-#[derive(Clone, Copy)]
-struct B(#[allow(dead_code)] u64);
-#[derive(Clone, Copy)]
-struct C(#[allow(dead_code)] u64);
-#[derive(Clone, Copy)]
-struct D(#[allow(dead_code)] u64);
 
 tokio::task_local! {
     static TL_U64: u64;
@@ -103,15 +95,7 @@ fn bench(c: &mut Criterion) {
         b.iter(|| run(|| Leaf::new().with_store(black_box([7u8; 4096]))))
     });
     g.bench_function("with_store x4 nested (u64 newtypes)", |b| {
-        b.iter(|| {
-            run(|| {
-                Leaf::new()
-                    .with_store(black_box(A(1)))
-                    .with_store(black_box(B(2)))
-                    .with_store(black_box(C(3)))
-                    .with_store(black_box(D(4)))
-            })
-        })
+        b.iter(|| run(common::nested4))
     });
 
     // What a task spawned through an adapter pays per poll: a snapshot
@@ -155,9 +139,5 @@ fn bench(c: &mut Criterion) {
 }
 
 fn main() {
-    let start = SystemTime::now();
-    let mut c = common::criterion();
-    bench(&mut c);
-    c.final_summary();
-    common::print_ratios(&[GROUP], start);
+    common::main(&[GROUP], bench);
 }

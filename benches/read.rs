@@ -15,29 +15,22 @@
 
 use std::cell::Cell;
 use std::hint::black_box;
-use std::time::SystemTime;
 
 use async_local_storage::{get, scope, with};
 use criterion::Criterion;
 
 mod common;
 
+use common::{A, B, C, D};
+
 const GROUP: &str = "read";
 const READS: u64 = 1000;
 
 #[derive(Clone, Copy)]
-struct Id(u64);
-#[derive(Clone, Copy)]
-struct B(#[allow(dead_code)] u64);
-#[derive(Clone, Copy)]
-struct C(#[allow(dead_code)] u64);
-#[derive(Clone, Copy)]
-struct D(#[allow(dead_code)] u64);
-#[derive(Clone, Copy)]
 struct Unset;
 
 tokio::task_local! {
-    static TL_ID: Id;
+    static TL_ID: A;
     static TL_B: B;
     static TL_C: C;
     static TL_D: D;
@@ -47,7 +40,7 @@ std::thread_local! {
     static PLAIN: Cell<u64> = const { Cell::new(7) };
 }
 
-/// Three stores of other types around `f`, so that `Id` is 4 frames deep.
+/// Three stores of other types around `f`, so that `A` is 4 frames deep.
 fn depth4<R>(f: impl FnOnce() -> R) -> R {
     scope(B(2), || scope(C(3), || scope(D(4), f)))
 }
@@ -63,18 +56,18 @@ fn bench(c: &mut Criterion) {
         })
     });
 
-    scope(Id(7), || {
+    scope(A(7), || {
         g.bench_function("get depth 1", |b| {
             b.iter(|| {
                 for _ in 0..READS {
-                    black_box(get::<Id>().map(|id| id.0));
+                    black_box(get::<A>().map(|id| id.0));
                 }
             })
         });
         g.bench_function("with depth 1", |b| {
             b.iter(|| {
                 for _ in 0..READS {
-                    black_box(with(|id: Option<&Id>| id.map(|id| id.0)));
+                    black_box(with(|id: Option<&A>| id.map(|id| id.0)));
                 }
             })
         });
@@ -82,14 +75,14 @@ fn bench(c: &mut Criterion) {
             g.bench_function("get depth 4", |b| {
                 b.iter(|| {
                     for _ in 0..READS {
-                        black_box(get::<Id>().map(|id| id.0));
+                        black_box(get::<A>().map(|id| id.0));
                     }
                 })
             });
             g.bench_function("with depth 4", |b| {
                 b.iter(|| {
                     for _ in 0..READS {
-                        black_box(with(|id: Option<&Id>| id.map(|id| id.0)));
+                        black_box(with(|id: Option<&A>| id.map(|id| id.0)));
                     }
                 })
             });
@@ -103,7 +96,7 @@ fn bench(c: &mut Criterion) {
         });
     });
 
-    TL_ID.sync_scope(Id(7), || {
+    TL_ID.sync_scope(A(7), || {
         TL_B.sync_scope(B(2), || {
             TL_C.sync_scope(C(3), || {
                 TL_D.sync_scope(D(4), || {
@@ -137,9 +130,5 @@ fn bench(c: &mut Criterion) {
 }
 
 fn main() {
-    let start = SystemTime::now();
-    let mut c = common::criterion();
-    bench(&mut c);
-    c.final_summary();
-    common::print_ratios(&[GROUP], start);
+    common::main(&[GROUP], bench);
 }

@@ -17,7 +17,6 @@
 //! Run: `cargo bench --all-features --bench runtimes`.
 
 use std::hint::black_box;
-use std::time::SystemTime;
 
 use async_local_storage::WithStore;
 use criterion::Criterion;
@@ -94,9 +93,5 @@ fn bench(c: &mut Criterion) {
 }
 
 fn main() {
-    let start = SystemTime::now();
-    let mut c = common::criterion();
-    bench(&mut c);
-    c.final_summary();
-    common::print_ratios(&GROUPS, start);
+    common::main(&GROUPS, bench);
 }

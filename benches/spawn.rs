@@ -4,7 +4,7 @@
 //! * `capture`: one `Snapshot::capture()` plus its drop, with 0 (`bare`),
 //!   1 and 4 `u64`-sized stores visible. Time per capture.
 //! * `spawn_*`: one iteration runs a parent task that has one store
-//!   (`with_store(Id(7))`), spawns 100 empty tasks and awaits them all;
+//!   (`with_store(A(7))`), spawns 100 empty tasks and awaits them all;
 //!   time per task = time per iteration / 100 (the parent's own spawn is
 //!   amortised over the 100). `bare` is the runtime's own spawn
 //!   (the task sees no store); `adapter` is this crate's (captures one
@@ -14,13 +14,14 @@
 //! Run: `cargo bench --all-features --bench spawn`.
 
 use std::hint::black_box;
-use std::time::SystemTime;
 
 use async_local_storage::smol::ExecutorExt;
 use async_local_storage::{scope, Snapshot, WithStore};
 use criterion::Criterion;
 
 mod common;
+
+use common::{A, B, C, D};
 
 const TASKS: u64 = 100;
 
@@ -33,23 +34,14 @@ const GROUPS: [&str; 6] = [
     "spawn_smol_executor",
 ];
 
-#[derive(Clone, Copy)]
-struct Id(#[allow(dead_code)] u64);
-#[derive(Clone, Copy)]
-struct B(#[allow(dead_code)] u64);
-#[derive(Clone, Copy)]
-struct C(#[allow(dead_code)] u64);
-#[derive(Clone, Copy)]
-struct D(#[allow(dead_code)] u64);
-
 tokio::task_local! {
-    static TL_ID: Id;
+    static TL_ID: A;
 }
 
 fn capture(c: &mut Criterion) {
     let mut g = common::group(c, GROUPS[0], 1);
     g.bench_function("bare: capture, no store", |b| b.iter(Snapshot::capture));
-    scope(Id(7), || {
+    scope(A(7), || {
         g.bench_function("capture 1 store", |b| b.iter(Snapshot::capture));
         scope(B(2), || {
             scope(C(3), || {
@@ -77,7 +69,7 @@ macro_rules! spawn_many {
                 $join(handle.await);
             }
         }
-        .with_store(black_box(Id(7)));
+        .with_store(black_box(A(7)));
         $block_on
     }};
 }
@@ -104,7 +96,7 @@ fn tokio_group(c: &mut Criterion, name: &str, rt: &tokio::runtime::Runtime) {
     });
     g.bench_function("tokio::spawn + task_local re-scope", |b| {
         b.iter(|| {
-            let parent = TL_ID.scope(black_box(Id(7)), async {
+            let parent = TL_ID.scope(black_box(A(7)), async {
                 let handles: Vec<_> = (0..TASKS)
                     .map(|_| tokio::spawn(TL_ID.scope(TL_ID.get(), async {})))
                     .collect();
@@ -187,10 +179,8 @@ fn spawn(c: &mut Criterion) {
 }
 
 fn main() {
-    let start = SystemTime::now();
-    let mut c = common::criterion();
-    capture(&mut c);
-    spawn(&mut c);
-    c.final_summary();
-    common::print_ratios(&GROUPS, start);
+    common::main(&GROUPS, |c| {
+        capture(c);
+        spawn(c);
+    });
 }

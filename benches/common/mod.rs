@@ -242,3 +242,34 @@ fn json_number(json: &str, key: &str) -> Option<f64> {
         .unwrap_or(rest.len());
     rest[..end].parse().ok()
 }
+
+/// Four store types, for the nesting and depth benchmarks (stores are found
+/// by type, so each layer needs its own).
+#[derive(Clone, Copy)]
+pub(crate) struct A(pub(crate) u64);
+#[derive(Clone, Copy)]
+pub(crate) struct B(pub(crate) u64);
+#[derive(Clone, Copy)]
+pub(crate) struct C(pub(crate) u64);
+#[derive(Clone, Copy)]
+pub(crate) struct D(pub(crate) u64);
+
+/// The leaf inside four nested `with_store` layers of different types.
+pub(crate) fn nested4() -> impl Future<Output = ()> {
+    use async_local_storage::WithStore;
+    Leaf::new()
+        .with_store(black_box(A(1)))
+        .with_store(black_box(B(2)))
+        .with_store(black_box(C(3)))
+        .with_store(black_box(D(4)))
+}
+
+/// A bench binary's `main`: runs `bench` with the shared criterion settings,
+/// then prints each of `groups`' ratios to its `bare` variant.
+pub(crate) fn main(groups: &[&str], bench: impl FnOnce(&mut Criterion)) {
+    let start = SystemTime::now();
+    let mut c = criterion();
+    bench(&mut c);
+    c.final_summary();
+    print_ratios(groups, start);
+}
