@@ -14,7 +14,7 @@
 //! called (one clone of each) and runs the new task or closure inside it.
 //! They take and return exactly what async-std's functions do.
 //!
-//! async-std is discontinued upstream in favour of [smol](crate::smol); this
+//! async-std is discontinued upstream in favour of [smol](crate::adapters::smol); this
 //! adapter stays supported for code that still runs on it.
 //!
 //! # Examples
@@ -27,8 +27,8 @@
 //!
 //! async_std::task::block_on(
 //!     async {
-//!         let carried = async_local_storage::async_std::spawn(async { get::<RequestId>() });
-//!         let blocking = async_local_storage::async_std::spawn_blocking(get::<RequestId>);
+//!         let carried = async_local_storage::adapters::async_std::spawn(async { get::<RequestId>() });
+//!         let blocking = async_local_storage::adapters::async_std::spawn_blocking(get::<RequestId>);
 //!         let plain = async_std::task::spawn(async { get::<RequestId>() });
 //!
 //!         assert_eq!(carried.await, Some(RequestId(7)));
@@ -78,7 +78,7 @@ use crate::{Snapshot, WithStore};
 /// use async_local_storage::{get, scope};
 ///
 /// let handle = scope(String::from("job-1"), || {
-///     async_local_storage::async_std::spawn(async { get::<String>() })
+///     async_local_storage::adapters::async_std::spawn(async { get::<String>() })
 /// });
 /// assert_eq!(async_std::task::block_on(handle).as_deref(), Some("job-1"));
 /// ```
@@ -102,7 +102,7 @@ where
 /// use async_local_storage::{get, WithStore};
 ///
 /// let seen = async_std::task::block_on(async {
-///     async_local_storage::async_std::spawn_local(async { get::<u8>() }).await
+///     async_local_storage::adapters::async_std::spawn_local(async { get::<u8>() }).await
 /// }.with_store(4u8));
 /// assert_eq!(seen, Some(4));
 /// ```
@@ -122,7 +122,7 @@ where
 /// ```
 /// use async_local_storage::{get, scope};
 ///
-/// let handle = scope(9u64, || async_local_storage::async_std::spawn_blocking(get::<u64>));
+/// let handle = scope(9u64, || async_local_storage::adapters::async_std::spawn_blocking(get::<u64>));
 /// assert_eq!(async_std::task::block_on(handle), Some(9));
 /// ```
 pub fn spawn_blocking<F, T>(f: F) -> JoinHandle<T>
@@ -149,7 +149,7 @@ mod sealed {
 /// # Examples
 ///
 /// ```
-/// use async_local_storage::{get, scope, async_std::BuilderExt};
+/// use async_local_storage::{get, scope, adapters::async_std::BuilderExt};
 ///
 /// let handle = scope(5u16, || {
 ///     async_std::task::Builder::new()
@@ -170,7 +170,7 @@ pub trait BuilderExt: sealed::Sealed {
     /// # Examples
     ///
     /// ```
-    /// use async_local_storage::{get, scope, async_std::BuilderExt};
+    /// use async_local_storage::{get, scope, adapters::async_std::BuilderExt};
     ///
     /// let builder = async_std::task::Builder::new();
     /// let handle = scope('a', || builder.spawn_with_stores(async { get::<char>() })).unwrap();
@@ -191,7 +191,7 @@ pub trait BuilderExt: sealed::Sealed {
     /// # Examples
     ///
     /// ```
-    /// use async_local_storage::{get, WithStore, async_std::BuilderExt};
+    /// use async_local_storage::{get, WithStore, adapters::async_std::BuilderExt};
     ///
     /// let seen = async_std::task::block_on(async {
     ///     let builder = async_std::task::Builder::new();

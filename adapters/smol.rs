@@ -23,8 +23,8 @@
 //!
 //! smol::block_on(
 //!     async {
-//!         let carried = async_local_storage::smol::spawn(async { get::<RequestId>() });
-//!         let blocking = async_local_storage::smol::unblock(get::<RequestId>);
+//!         let carried = async_local_storage::adapters::smol::spawn(async { get::<RequestId>() });
+//!         let blocking = async_local_storage::adapters::smol::unblock(get::<RequestId>);
 //!         let plain = smol::spawn(async { get::<RequestId>() });
 //!
 //!         assert_eq!(carried.await, Some(RequestId(7)));
@@ -70,7 +70,7 @@ use crate::{Snapshot, WithStore};
 /// use async_local_storage::{get, scope};
 ///
 /// let task = scope(String::from("job-1"), || {
-///     async_local_storage::smol::spawn(async { get::<String>() })
+///     async_local_storage::adapters::smol::spawn(async { get::<String>() })
 /// });
 /// assert_eq!(smol::block_on(task).as_deref(), Some("job-1"));
 /// ```
@@ -86,7 +86,7 @@ pub fn spawn<T: Send + 'static>(future: impl Future<Output = T> + Send + 'static
 /// ```
 /// use async_local_storage::{get, scope};
 ///
-/// let task = scope(9u64, || async_local_storage::smol::unblock(get::<u64>));
+/// let task = scope(9u64, || async_local_storage::adapters::smol::unblock(get::<u64>));
 /// assert_eq!(smol::block_on(task), Some(9));
 /// ```
 pub fn unblock<T, F>(f: F) -> Task<T>
@@ -113,7 +113,7 @@ mod sealed {
 /// # Examples
 ///
 /// ```
-/// use async_local_storage::{get, scope, smol::ExecutorExt};
+/// use async_local_storage::{get, scope, adapters::smol::ExecutorExt};
 ///
 /// let ex = smol::Executor::new();
 /// let task = scope(5u16, || ex.spawn_with_stores(async { get::<u16>() }));
@@ -126,7 +126,7 @@ pub trait ExecutorExt<'a>: sealed::Sealed {
     /// # Examples
     ///
     /// ```
-    /// use async_local_storage::{get, WithStore, smol::ExecutorExt};
+    /// use async_local_storage::{get, WithStore, adapters::smol::ExecutorExt};
     ///
     /// let ex = smol::Executor::new();
     /// let seen = smol::block_on(ex.run(async {
@@ -156,7 +156,7 @@ impl<'a> ExecutorExt<'a> for Executor<'a> {
 /// # Examples
 ///
 /// ```
-/// use async_local_storage::{get, scope, smol::LocalExecutorExt};
+/// use async_local_storage::{get, scope, adapters::smol::LocalExecutorExt};
 ///
 /// let ex = smol::LocalExecutor::new();
 /// let shared = std::rc::Rc::new(3u8); // the task need not be `Send`
@@ -170,7 +170,7 @@ pub trait LocalExecutorExt<'a>: sealed::Sealed {
     /// # Examples
     ///
     /// ```
-    /// use async_local_storage::{get, scope, smol::LocalExecutorExt};
+    /// use async_local_storage::{get, scope, adapters::smol::LocalExecutorExt};
     ///
     /// let ex = smol::LocalExecutor::new();
     /// let task = scope(1u64, || ex.spawn_with_stores(async { get::<u64>() }));

@@ -29,8 +29,8 @@
 //! let rt = tokio::runtime::Runtime::new().unwrap();
 //! rt.block_on(
 //!     async {
-//!         let carried = async_local_storage::tokio::spawn(async { get::<RequestId>() });
-//!         let blocking = async_local_storage::tokio::spawn_blocking(get::<RequestId>);
+//!         let carried = async_local_storage::adapters::tokio::spawn(async { get::<RequestId>() });
+//!         let blocking = async_local_storage::adapters::tokio::spawn_blocking(get::<RequestId>);
 //!         let plain = tokio::spawn(async { get::<RequestId>() });
 //!
 //!         assert_eq!(carried.await.unwrap(), Some(RequestId(7)));
@@ -110,7 +110,7 @@ use crate::{Snapshot, WithStore};
 /// let rt = tokio::runtime::Runtime::new().unwrap();
 /// let _guard = rt.enter();
 /// let handle = scope(String::from("job-1"), || {
-///     async_local_storage::tokio::spawn(async { get::<String>() })
+///     async_local_storage::adapters::tokio::spawn(async { get::<String>() })
 /// });
 /// assert_eq!(rt.block_on(handle).unwrap().as_deref(), Some("job-1"));
 /// ```
@@ -138,7 +138,7 @@ where
 /// let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
 /// let local = tokio::task::LocalSet::new();
 /// let seen = local.block_on(&rt, async {
-///     let handle = async_local_storage::tokio::spawn_local(async { get::<u8>() });
+///     let handle = async_local_storage::adapters::tokio::spawn_local(async { get::<u8>() });
 ///     handle.await.unwrap()
 /// }.with_store(4u8));
 /// assert_eq!(seen, Some(4));
@@ -166,7 +166,7 @@ where
 ///
 /// let rt = tokio::runtime::Runtime::new().unwrap();
 /// let _guard = rt.enter();
-/// let handle = scope(9u64, || async_local_storage::tokio::spawn_blocking(get::<u64>));
+/// let handle = scope(9u64, || async_local_storage::adapters::tokio::spawn_blocking(get::<u64>));
 /// assert_eq!(rt.block_on(handle).unwrap(), Some(9));
 /// ```
 #[track_caller]
@@ -196,7 +196,7 @@ mod sealed {
 /// # Examples
 ///
 /// ```
-/// use async_local_storage::{get, scope, tokio::HandleExt};
+/// use async_local_storage::{get, scope, adapters::tokio::HandleExt};
 ///
 /// let rt = tokio::runtime::Runtime::new().unwrap();
 /// let handle = rt.handle().clone();
@@ -213,7 +213,7 @@ pub trait HandleExt: sealed::Sealed {
     /// # Examples
     ///
     /// ```
-    /// use async_local_storage::{get, scope, tokio::HandleExt};
+    /// use async_local_storage::{get, scope, adapters::tokio::HandleExt};
     ///
     /// let rt = tokio::runtime::Runtime::new().unwrap();
     /// let task = scope('a', || rt.handle().spawn_with_stores(async { get::<char>() }));
@@ -231,7 +231,7 @@ pub trait HandleExt: sealed::Sealed {
     /// # Examples
     ///
     /// ```
-    /// use async_local_storage::{get, scope, tokio::HandleExt};
+    /// use async_local_storage::{get, scope, adapters::tokio::HandleExt};
     ///
     /// let rt = tokio::runtime::Runtime::new().unwrap();
     /// let job = scope(1i8, || rt.spawn_blocking_with_stores(get::<i8>));
@@ -293,7 +293,7 @@ impl HandleExt for Runtime {
 /// # Examples
 ///
 /// ```
-/// use async_local_storage::{get, WithStore, tokio::JoinSetExt};
+/// use async_local_storage::{get, WithStore, adapters::tokio::JoinSetExt};
 ///
 /// let rt = tokio::runtime::Runtime::new().unwrap();
 /// let seen = rt.block_on(async {
@@ -317,7 +317,7 @@ pub trait JoinSetExt<T>: sealed::Sealed {
     /// # Examples
     ///
     /// ```
-    /// use async_local_storage::{get, scope, tokio::JoinSetExt};
+    /// use async_local_storage::{get, scope, adapters::tokio::JoinSetExt};
     ///
     /// let rt = tokio::runtime::Runtime::new().unwrap();
     /// let _guard = rt.enter();
@@ -337,7 +337,7 @@ pub trait JoinSetExt<T>: sealed::Sealed {
     /// # Examples
     ///
     /// ```
-    /// use async_local_storage::{get, WithStore, tokio::JoinSetExt};
+    /// use async_local_storage::{get, WithStore, adapters::tokio::JoinSetExt};
     ///
     /// let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
     /// let local = tokio::task::LocalSet::new();
@@ -359,7 +359,7 @@ pub trait JoinSetExt<T>: sealed::Sealed {
     /// # Examples
     ///
     /// ```
-    /// use async_local_storage::{get, scope, tokio::JoinSetExt};
+    /// use async_local_storage::{get, scope, adapters::tokio::JoinSetExt};
     ///
     /// let rt = tokio::runtime::Runtime::new().unwrap();
     /// let _guard = rt.enter();
@@ -409,7 +409,7 @@ impl<T: 'static> JoinSetExt<T> for JoinSet<T> {
 /// # Examples
 ///
 /// ```
-/// use async_local_storage::{get, scope, tokio::LocalSetExt};
+/// use async_local_storage::{get, scope, adapters::tokio::LocalSetExt};
 ///
 /// let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
 /// let local = tokio::task::LocalSet::new();
@@ -426,7 +426,7 @@ pub trait LocalSetExt: sealed::Sealed {
     /// # Examples
     ///
     /// ```
-    /// use async_local_storage::{get, scope, tokio::LocalSetExt};
+    /// use async_local_storage::{get, scope, adapters::tokio::LocalSetExt};
     ///
     /// let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
     /// let local = tokio::task::LocalSet::new();

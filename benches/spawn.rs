@@ -15,7 +15,7 @@
 
 use std::hint::black_box;
 
-use async_local_storage::smol::ExecutorExt;
+use async_local_storage::adapters::smol::ExecutorExt;
 use async_local_storage::{scope, Snapshot, WithStore};
 use criterion::Criterion;
 
@@ -85,15 +85,18 @@ fn tokio_group(c: &mut Criterion, name: &str, rt: &tokio::runtime::Runtime) {
             )
         })
     });
-    g.bench_function("adapter: async_local_storage::tokio::spawn", |b| {
-        b.iter(|| {
-            spawn_many!(
-                |f| rt.block_on(async { tokio::spawn(f).await.unwrap() }),
-                async_local_storage::tokio::spawn,
-                Result::unwrap
-            )
-        })
-    });
+    g.bench_function(
+        "adapter: async_local_storage::adapters::tokio::spawn",
+        |b| {
+            b.iter(|| {
+                spawn_many!(
+                    |f| rt.block_on(async { tokio::spawn(f).await.unwrap() }),
+                    async_local_storage::adapters::tokio::spawn,
+                    Result::unwrap
+                )
+            })
+        },
+    );
     g.bench_function("tokio::spawn + task_local re-scope", |b| {
         b.iter(|| {
             let parent = TL_ID.scope(black_box(A(7)), async {
@@ -135,26 +138,29 @@ fn spawn(c: &mut Criterion) {
             )
         })
     });
-    g.bench_function("adapter: async_local_storage::async_std::spawn", |b| {
-        b.iter(|| {
-            spawn_many!(
-                |f| async_std::task::block_on(async_std::task::spawn(f)),
-                async_local_storage::async_std::spawn,
-                done
-            )
-        })
-    });
+    g.bench_function(
+        "adapter: async_local_storage::adapters::async_std::spawn",
+        |b| {
+            b.iter(|| {
+                spawn_many!(
+                    |f| async_std::task::block_on(async_std::task::spawn(f)),
+                    async_local_storage::adapters::async_std::spawn,
+                    done
+                )
+            })
+        },
+    );
     g.finish();
 
     let mut g = common::group(c, GROUPS[4], TASKS);
     g.bench_function("bare: smol::spawn", |b| {
         b.iter(|| spawn_many!(|f| smol::block_on(smol::spawn(f)), smol::spawn, done))
     });
-    g.bench_function("adapter: async_local_storage::smol::spawn", |b| {
+    g.bench_function("adapter: async_local_storage::adapters::smol::spawn", |b| {
         b.iter(|| {
             spawn_many!(
                 |f| smol::block_on(smol::spawn(f)),
-                async_local_storage::smol::spawn,
+                async_local_storage::adapters::smol::spawn,
                 done
             )
         })

@@ -290,7 +290,7 @@ async fn main() {
     // One task per item. The store is attached to the item's future itself,
     // so it travels with it into `tokio::spawn` and is visible on whichever
     // worker thread polls it. (`tokio::spawn` does not carry the *spawner's*
-    // stores: use `async_local_storage::tokio::spawn` for that.)
+    // stores: use `async_local_storage::adapters::tokio::spawn` for that.)
     let tasks: Vec<_> = ITEMS
         .iter()
         .enumerate()

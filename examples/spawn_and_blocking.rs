@@ -49,19 +49,19 @@ fn main() {
                 true,
                 "set with .with_store",
             );
-            let task = async_local_storage::tokio::spawn(async { current_request() });
+            let task = async_local_storage::adapters::tokio::spawn(async { current_request() });
             row(
-                "async_local_storage::tokio::spawn",
+                "async_local_storage::adapters::tokio::spawn",
                 task.await.unwrap(),
                 true,
             );
-            let job = async_local_storage::tokio::spawn_blocking(current_request);
+            let job = async_local_storage::adapters::tokio::spawn_blocking(current_request);
             row(
-                "async_local_storage::tokio::spawn_blocking",
+                "async_local_storage::adapters::tokio::spawn_blocking",
                 job.await.unwrap(),
                 true,
             );
-            let in_place = async_local_storage::tokio::spawn(async {
+            let in_place = async_local_storage::adapters::tokio::spawn(async {
                 tokio::task::block_in_place(current_request)
             });
             show(
@@ -81,17 +81,22 @@ fn main() {
     println!("\nasync-std (discontinued upstream in favour of smol; still supported)");
     async_std::task::block_on(
         async {
-            let task = async_local_storage::async_std::spawn(async { current_request() });
-            row("async_local_storage::async_std::spawn", task.await, true);
-            let task = async_local_storage::async_std::spawn_local(async { current_request() });
+            let task = async_local_storage::adapters::async_std::spawn(async { current_request() });
             row(
-                "async_local_storage::async_std::spawn_local",
+                "async_local_storage::adapters::async_std::spawn",
                 task.await,
                 true,
             );
-            let job = async_local_storage::async_std::spawn_blocking(current_request);
+            let task =
+                async_local_storage::adapters::async_std::spawn_local(async { current_request() });
             row(
-                "async_local_storage::async_std::spawn_blocking",
+                "async_local_storage::adapters::async_std::spawn_local",
+                task.await,
+                true,
+            );
+            let job = async_local_storage::adapters::async_std::spawn_blocking(current_request);
+            row(
+                "async_local_storage::adapters::async_std::spawn_blocking",
                 job.await,
                 true,
             );
@@ -106,18 +111,26 @@ fn main() {
     smol::block_on(
         ex.run(
             async {
-                use async_local_storage::smol::ExecutorExt;
+                use async_local_storage::adapters::smol::ExecutorExt;
 
-                let task = async_local_storage::smol::spawn(async { current_request() });
-                row("async_local_storage::smol::spawn", task.await, true);
+                let task = async_local_storage::adapters::smol::spawn(async { current_request() });
+                row(
+                    "async_local_storage::adapters::smol::spawn",
+                    task.await,
+                    true,
+                );
                 let task = ex.spawn_with_stores(async { current_request() });
                 row(
                     "Executor::spawn_with_stores (ExecutorExt)",
                     task.await,
                     true,
                 );
-                let job = async_local_storage::smol::unblock(current_request);
-                row("async_local_storage::smol::unblock", job.await, true);
+                let job = async_local_storage::adapters::smol::unblock(current_request);
+                row(
+                    "async_local_storage::adapters::smol::unblock",
+                    job.await,
+                    true,
+                );
                 let plain = smol::spawn(async { current_request() });
                 row("smol::spawn", plain.await, false);
                 let plain = ex.spawn(async { current_request() });

@@ -72,20 +72,12 @@ mod snapshot;
 #[cfg_attr(docsrs, doc(cfg(feature = "std")))]
 pub mod thread;
 
-#[cfg(feature = "tokio")]
-#[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
-#[path = "../adapters/tokio.rs"]
-pub mod tokio;
+// One parent module for every integration, so that no adapter module can
+// shadow the crate it integrates (`tokio`, `log`, ...) in a glob import.
+#[path = "../adapters/mod.rs"]
+pub mod adapters;
 
-#[cfg(feature = "async-std")]
-#[cfg_attr(docsrs, doc(cfg(feature = "async-std")))]
-#[path = "../adapters/async_std.rs"]
-pub mod async_std;
-
-#[cfg(feature = "smol")]
-#[cfg_attr(docsrs, doc(cfg(feature = "smol")))]
-#[path = "../adapters/smol.rs"]
-pub mod smol;
+pub mod prelude;
 
 pub use access::{exit, get, is_set, isolate, scope, scope_local, with};
 pub use frame::{FramePtr, Hidden, Isolated};

@@ -9,8 +9,8 @@ use crate::frame::{self, Chain, Node};
 ///
 /// Node carries its store into every callback and promise created inside
 /// `run`; Rust has no hook where new work starts, so the adapters
-/// ([`tokio`](crate::tokio), [`async_std`](crate::async_std),
-/// [`smol`](crate::smol), [`thread`](crate::thread)) capture a snapshot when
+/// ([`tokio`](crate::adapters::tokio), [`async_std`](crate::adapters::async_std),
+/// [`smol`](crate::adapters::smol), [`thread`](crate::thread)) capture a snapshot when
 /// they spawn and restore it in the new task. Use it directly where you start
 /// work by other means.
 ///

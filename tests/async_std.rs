@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::sync::{mpsc, Arc, Mutex, Once};
 use std::time::Duration;
 
-use async_local_storage::async_std::{self as als, BuilderExt};
+use async_local_storage::adapters::async_std::{self as als, BuilderExt};
 use async_local_storage::{get, is_set, scope, Snapshot, WithStore};
 use async_std::io::{ReadExt, WriteExt};
 use async_std::net::{TcpListener, TcpStream};

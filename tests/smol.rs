@@ -12,7 +12,7 @@ use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use async_local_storage::smol::{self as als, ExecutorExt, LocalExecutorExt};
+use async_local_storage::adapters::smol::{self as als, ExecutorExt, LocalExecutorExt};
 use async_local_storage::{get, is_set, scope, Snapshot, WithStore};
 use common::runtime::{
     a_task_moves_between_threads, checked, fed_by_a_plain_task, loopback_echo, migrating_tasks,

@@ -322,24 +322,26 @@ impl Rt {
     fn spawn_adapter(self, fut: Checked<()>, flavour: u64) -> Task {
         match (self, flavour % 3) {
             (Rt::Tokio, 0) => {
-                let handle = async_local_storage::tokio::spawn(fut);
+                let handle = async_local_storage::adapters::tokio::spawn(fut);
                 Box::pin(async move { handle.await.expect("task panicked") })
             }
             (Rt::Tokio, _) => {
-                use async_local_storage::tokio::HandleExt;
+                use async_local_storage::adapters::tokio::HandleExt;
                 let handle = tokio::runtime::Handle::current().spawn_with_stores(fut);
                 Box::pin(async move { handle.await.expect("task panicked") })
             }
-            (Rt::AsyncStd, 0) => Box::pin(async_local_storage::async_std::spawn(fut)),
-            (Rt::AsyncStd, 1) => Box::pin(async_local_storage::async_std::spawn_local(fut)),
+            (Rt::AsyncStd, 0) => Box::pin(async_local_storage::adapters::async_std::spawn(fut)),
+            (Rt::AsyncStd, 1) => {
+                Box::pin(async_local_storage::adapters::async_std::spawn_local(fut))
+            }
             (Rt::AsyncStd, _) => {
-                use async_local_storage::async_std::BuilderExt;
+                use async_local_storage::adapters::async_std::BuilderExt;
                 let builder = async_std::task::Builder::new();
                 Box::pin(builder.spawn_with_stores(fut).expect("spawn"))
             }
-            (Rt::Smol, 0) => Box::pin(async_local_storage::smol::spawn(fut)),
+            (Rt::Smol, 0) => Box::pin(async_local_storage::adapters::smol::spawn(fut)),
             (Rt::Smol, _) => {
-                use async_local_storage::smol::ExecutorExt;
+                use async_local_storage::adapters::smol::ExecutorExt;
                 Box::pin(SMOL_EX.spawn_with_stores(fut))
             }
         }
@@ -349,7 +351,7 @@ impl Rt {
     fn fan_out(self, futs: Vec<Checked<()>>) -> Task {
         match self {
             Rt::Tokio => {
-                use async_local_storage::tokio::JoinSetExt;
+                use async_local_storage::adapters::tokio::JoinSetExt;
                 let mut set = tokio::task::JoinSet::new();
                 for fut in futs {
                     set.spawn_with_stores(fut);
@@ -375,11 +377,11 @@ impl Rt {
     fn blocking(self, f: impl FnOnce() + Send + 'static) -> Task {
         match self {
             Rt::Tokio => {
-                let handle = async_local_storage::tokio::spawn_blocking(f);
+                let handle = async_local_storage::adapters::tokio::spawn_blocking(f);
                 Box::pin(async move { handle.await.expect("blocking job panicked") })
             }
-            Rt::AsyncStd => Box::pin(async_local_storage::async_std::spawn_blocking(f)),
-            Rt::Smol => Box::pin(async_local_storage::smol::unblock(f)),
+            Rt::AsyncStd => Box::pin(async_local_storage::adapters::async_std::spawn_blocking(f)),
+            Rt::Smol => Box::pin(async_local_storage::adapters::smol::unblock(f)),
         }
     }
 

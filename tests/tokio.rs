@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
-use async_local_storage::tokio::{self as als, HandleExt, JoinSetExt, LocalSetExt};
+use async_local_storage::adapters::tokio::{self as als, HandleExt, JoinSetExt, LocalSetExt};
 use async_local_storage::{get, is_set, scope, Snapshot, WithStore};
 use common::runtime::{
     a_task_moves_between_threads, checked, each_task_sees_its_own_store, fed_by_a_plain_task,
