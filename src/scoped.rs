@@ -21,8 +21,9 @@ pin_project! {
     /// Polling costs a few thread-local writes more than polling `F`:
     /// the value is never moved or copied, whatever its size, and nothing is
     /// allocated. `size_of::<Scoped<F, T>>()` is the size of `F` plus `T`
-    /// plus a small header (a `TypeId`, a link and a tag: 40 bytes on
-    /// 64-bit targets), rounded up to alignment.
+    /// plus a two-word header (a link and a pointer to per-type static data:
+    /// 16 bytes on 64-bit targets); `F`, and the header with `T`, are each
+    /// rounded up to their alignment.
     ///
     /// `Scoped<F, T>` is `Send` exactly when `F` and `T` are, `Sync` when
     /// both are, and `Unpin` when `F` is.
