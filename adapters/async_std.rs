@@ -124,7 +124,7 @@ use crate::{isolate, Snapshot, WithStore};
 /// [`scope`](crate::scope) lends the scope's stores to every local task it
 /// polls (see
 /// [Driving the runtime inside a scope](self#driving-the-runtime-inside-a-scope));
-/// this drives them under [`isolate`](crate::isolate) instead, and restores
+/// this drives them under [`isolate`] instead, and restores
 /// the captured stores in `future` only. Stores installed with
 /// [`scope_local`](crate::scope_local) or
 /// [`with_local_store`](crate::WithStore::with_local_store) are not carried

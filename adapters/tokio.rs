@@ -311,7 +311,7 @@ pub trait HandleExt: sealed::Sealed {
     /// called inside a [`scope`](crate::scope) lends the scope's stores to
     /// every task a current-thread runtime polls during the call (see
     /// [Driving a runtime inside a scope](self#driving-a-runtime-inside-a-scope));
-    /// this drives the runtime under [`isolate`](crate::isolate) instead, and
+    /// this drives the runtime under [`isolate`] instead, and
     /// restores the captured stores in `future` only.
     ///
     /// Stores installed with [`scope_local`](crate::scope_local) or
@@ -594,7 +594,7 @@ pub trait LocalSetExt: sealed::Sealed {
     /// scope's stores to every local task, and to every task of a
     /// current-thread `rt` (see
     /// [Driving a runtime inside a scope](self#driving-a-runtime-inside-a-scope));
-    /// this drives both under [`isolate`](crate::isolate) instead, and
+    /// this drives both under [`isolate`] instead, and
     /// restores the captured stores in `future` only. Stores installed with
     /// [`scope_local`](crate::scope_local) or
     /// [`with_local_store`](crate::WithStore::with_local_store) are not
