@@ -92,8 +92,8 @@
 //! stores visible where it is called are visible to that future. But a
 //! current-thread runtime also polls *all its other tasks* inside that call,
 //! and a [`LocalSet`] polls its local tasks inside
-//! [`block_on`](LocalSet::block_on), [`run_until`](LocalSet::run_until) or
-//! the poll of `.await` on it. Called inside a [`scope`](crate::scope) (or
+//! [`block_on`](LocalSet::block_on), [`run_until`](LocalSet::run_until),
+//! or while it is itself awaited. Called inside a [`scope`](crate::scope) (or
 //! awaited inside a future that has a store), the driver lends those stores
 //! to every task it polls meanwhile, as to any code called there: a task
 //! started with tokio's own `spawn`, and one that other code spawned long
@@ -127,7 +127,12 @@
 //!
 //! A store on the driven future itself (`rt.block_on(fut.with_store(v))`)
 //! is safe as it is: the runtime polls its other tasks between the polls of
-//! `fut`, outside its store.
+//! `fut`, outside its store. For a driver this module does not wrap, do by
+//! hand what these methods do: `local.isolated().await` for a `LocalSet`
+//! awaited inside a scoped poll, and for any `block_on`-like call
+//! `let stores = Snapshot::capture();` then
+//! `isolate(|| driver(fut.with_snapshot(stores)))` (with [`isolate`] and
+//! [`with_snapshot`](crate::WithStore::with_snapshot)).
 //!
 //! # `tokio::task_local!`
 //!
