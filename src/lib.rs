@@ -62,6 +62,8 @@
 extern crate std;
 
 mod access;
+#[cfg(feature = "alloc")]
+mod bind;
 mod frame;
 mod scoped;
 pub mod slot;
