@@ -1,5 +1,7 @@
-//! Reusable bound callbacks: [`Snapshot::bind_fn`], [`Snapshot::bind_fn_mut`]
-//! and [`Snapshot::wrap_fn`], [`Snapshot::wrap_fn_mut`].
+//! Reusable bound callbacks: [`Snapshot::bind_fn`], [`Snapshot::bind_fn_mut`],
+//! their by-reference forms [`Snapshot::bind_fn_ref`],
+//! [`Snapshot::bind_fn_mut_ref`], and [`Snapshot::wrap_fn`],
+//! [`Snapshot::wrap_fn_mut`].
 //!
 //! [`Snapshot::bind`] returns an `FnOnce()`. Node's
 //! `AsyncLocalStorage.bind(fn)` returns a function that can be called any
@@ -29,6 +31,11 @@ impl Snapshot {
     /// For a callback that needs `&mut` access to its state, see
     /// [`bind_fn_mut`](Snapshot::bind_fn_mut); to bind to a snapshot you
     /// already have, [`wrap_fn`](Snapshot::wrap_fn).
+    ///
+    /// `A` is one type for every call: a borrowed argument (`&Event`) gets
+    /// one lifetime, which every call's borrow must outlive. For a callback
+    /// that receives a fresh borrow at each call (one registered as
+    /// `Box<dyn Fn(&Event)>`), use [`bind_fn_ref`](Snapshot::bind_fn_ref).
     ///
     /// # Examples
     ///
@@ -86,6 +93,69 @@ impl Snapshot {
         F: FnMut(A) -> R,
     {
         Snapshot::capture().wrap_fn_mut(f)
+    }
+
+    /// Like [`bind_fn`](Snapshot::bind_fn), for a callback that takes its
+    /// argument by reference: the result is an `Fn(&T) -> R` for every
+    /// lifetime of the borrow (`for<'a> Fn(&'a T) -> R`), as a callback
+    /// registry of `Box<dyn Fn(&Event)>` or a caller lending a fresh value
+    /// at each call needs.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use async_local_storage::{get, scope, Snapshot};
+    ///
+    /// #[derive(Clone)]
+    /// struct Tenant(&'static str);
+    ///
+    /// let mut handlers: Vec<Box<dyn Fn(&str) -> String + Send>> = Vec::new();
+    /// scope(Tenant("acme"), || {
+    ///     handlers.push(Box::new(Snapshot::bind_fn_ref(|event: &str| {
+    ///         format!("{}: {event}", get::<Tenant>().map_or("-", |t| t.0))
+    ///     })));
+    /// });
+    ///
+    /// for n in 0..3 {
+    ///     let event = format!("event {n}"); // a fresh borrow at each call
+    ///     assert_eq!(handlers[0](&event), format!("acme: event {n}"));
+    /// }
+    /// ```
+    pub fn bind_fn_ref<T, R, F>(f: F) -> impl Fn(&T) -> R
+    where
+        T: ?Sized,
+        F: Fn(&T) -> R,
+    {
+        let snapshot = Snapshot::capture();
+        move |arg| snapshot.run(|| f(arg))
+    }
+
+    /// Like [`bind_fn_mut`](Snapshot::bind_fn_mut), for a callback that takes
+    /// its argument by reference: an `FnMut(&T) -> R` for every lifetime of
+    /// the borrow (see [`bind_fn_ref`](Snapshot::bind_fn_ref)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use async_local_storage::{get, scope, Snapshot};
+    ///
+    /// let mut lines = Vec::new();
+    /// let mut on_line = scope(3u8, || {
+    ///     Snapshot::bind_fn_mut_ref(|line: &str| lines.push(format!("[{:?}] {line}", get::<u8>())))
+    /// });
+    /// for line in ["a", "b"].map(String::from) {
+    ///     on_line(&line);
+    /// }
+    /// drop(on_line);
+    /// assert_eq!(lines, ["[Some(3)] a", "[Some(3)] b"]);
+    /// ```
+    pub fn bind_fn_mut_ref<T, R, F>(mut f: F) -> impl FnMut(&T) -> R
+    where
+        T: ?Sized,
+        F: FnMut(&T) -> R,
+    {
+        let snapshot = Snapshot::capture();
+        move |arg| snapshot.run(|| f(arg))
     }
 
     /// Binds `f` to this snapshot: the returned closure runs `f` with

@@ -201,3 +201,67 @@ fn called_from_inside_a_future_with_other_stores() {
     let seen = block_on(async { (callback(()), get::<RequestId>()) }.with_store(RequestId(9)));
     assert_eq!(seen, (Some(RequestId(1)), Some(RequestId(9))));
 }
+
+/// An event lent to the handlers for the duration of one call.
+#[derive(Debug)]
+struct Event {
+    n: u32,
+}
+
+#[test]
+fn bind_fn_ref_handlers_in_a_registry_get_a_fresh_borrow_at_each_call() {
+    type Handler = Box<dyn Fn(&Event) -> (u32, Option<RequestId>, Option<User>) + Send>;
+    let mut registry: Vec<Handler> = Vec::new();
+    scope(RequestId(1), || {
+        registry.push(Box::new(Snapshot::bind_fn_ref(|e: &Event| {
+            (e.n, get::<RequestId>(), get::<User>())
+        })));
+    });
+    scope(User("ada"), || {
+        registry.push(Box::new(Snapshot::bind_fn_ref(|e: &Event| {
+            (e.n, get::<RequestId>(), get::<User>())
+        })));
+    });
+    let seen = std::thread::spawn(move || {
+        let mut seen = Vec::new();
+        for n in 1..=3 {
+            let event = Event { n }; // dropped at the end of each iteration
+            scope(RequestId(100 + u64::from(n)), || {
+                for handler in &registry {
+                    seen.push(handler(&event));
+                }
+                assert_eq!(get::<RequestId>(), Some(RequestId(100 + u64::from(n))));
+            });
+        }
+        seen
+    })
+    .join()
+    .unwrap();
+    let expected: Vec<_> = (1..=3)
+        .flat_map(|n| [(n, Some(RequestId(1)), None), (n, None, Some(User("ada")))])
+        .collect();
+    assert_eq!(seen, expected);
+}
+
+#[test]
+fn bind_fn_mut_ref_keeps_its_state_and_the_stores_across_calls() {
+    let mut seen = Vec::new();
+    let mut on_event = scope(User("ada"), || {
+        Snapshot::bind_fn_mut_ref(|e: &Event| seen.push((e.n, get::<User>(), get::<Step>())))
+    });
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            for n in 1..=3 {
+                let event = Event { n };
+                scope(User("caller"), || scope(Step(n), || on_event(&event)));
+            }
+        });
+    });
+    drop(on_event);
+    assert_eq!(
+        seen,
+        (1..=3)
+            .map(|n| (n, Some(User("ada")), None))
+            .collect::<Vec<_>>()
+    );
+}
