@@ -61,6 +61,7 @@ impl Snapshot {
     /// .unwrap();
     /// assert_eq!(lines[2], "tick #3 in request Some(7)");
     /// ```
+    #[must_use = "the bound callback does nothing unless called"]
     pub fn bind_fn<A, R, F>(f: F) -> impl Fn(A) -> R
     where
         F: Fn(A) -> R,
@@ -88,6 +89,7 @@ impl Snapshot {
     /// let job = Some(String::from("job-1"));
     /// assert_eq!(seen, [(1, job.clone()), (2, job)]);
     /// ```
+    #[must_use = "the bound callback does nothing unless called"]
     pub fn bind_fn_mut<A, R, F>(f: F) -> impl FnMut(A) -> R
     where
         F: FnMut(A) -> R,
@@ -121,6 +123,7 @@ impl Snapshot {
     ///     assert_eq!(handlers[0](&event), format!("acme: event {n}"));
     /// }
     /// ```
+    #[must_use = "the bound callback does nothing unless called"]
     pub fn bind_fn_ref<T, R, F>(f: F) -> impl Fn(&T) -> R
     where
         T: ?Sized,
@@ -149,6 +152,7 @@ impl Snapshot {
     /// drop(on_line);
     /// assert_eq!(lines, ["[Some(3)] a", "[Some(3)] b"]);
     /// ```
+    #[must_use = "the bound callback does nothing unless called"]
     pub fn bind_fn_mut_ref<T, R, F>(mut f: F) -> impl FnMut(&T) -> R
     where
         T: ?Sized,
@@ -178,6 +182,7 @@ impl Snapshot {
     /// assert_eq!(add(2), 44);
     /// assert_eq!(get::<u64>(), None);
     /// ```
+    #[must_use = "the bound callback does nothing unless called"]
     pub fn wrap_fn<A, R, F>(self, f: F) -> impl Fn(A) -> R
     where
         F: Fn(A) -> R,
@@ -201,6 +206,7 @@ impl Snapshot {
     /// drop(add);
     /// assert_eq!(total, 30);
     /// ```
+    #[must_use = "the bound callback does nothing unless called"]
     pub fn wrap_fn_mut<A, R, F>(self, mut f: F) -> impl FnMut(A) -> R
     where
         F: FnMut(A) -> R,
