@@ -63,6 +63,8 @@
 extern crate std;
 
 mod access;
+#[cfg(feature = "alloc")]
+mod bind;
 mod frame;
 mod not_found;
 mod scoped;
