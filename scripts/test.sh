@@ -75,6 +75,10 @@ timeout 120 cargo run --no-default-features --features critical-section --exampl
 step "example: custom_slot (per-core slots)"
 timeout 120 cargo run --no-default-features --features custom-slot --example custom_slot
 
+# ---- issue 16: the first hour (imports next to #[tokio::main], error messages) ----
+step "diagnostics: glob imports with every adapter on; the mistakes' errors name the fix"
+./scripts/diagnostics.sh
+
 # ---- examples (issue 6) ----
 # Build first, so the timeouts bound the runs, not the compilation.
 step "build the examples (batch, web_logger)"

@@ -2,6 +2,7 @@
 //! ([`scope`], [`scope_local`], [`exit`]).
 
 use crate::frame::{self, Hidden, Isolated, Node};
+use crate::markers::Carryable;
 use crate::StoreNotFound;
 
 /// Calls `f` with the innermost visible store of type `T`, or `None`
@@ -141,7 +142,7 @@ pub fn is_set<T: 'static>() -> bool {
 /// assert_eq!(scope(String::from("ada"), current_user).as_deref(), Some("ada"));
 /// assert_eq!(current_user(), None);
 /// ```
-pub fn scope<T: Clone + Send + 'static, R>(value: T, f: impl FnOnce() -> R) -> R {
+pub fn scope<T: Clone + Carryable + 'static, R>(value: T, f: impl FnOnce() -> R) -> R {
     Node::store(value).enter(f)
 }
 

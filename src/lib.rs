@@ -66,6 +66,7 @@ mod access;
 #[cfg(feature = "alloc")]
 mod bind;
 mod frame;
+pub mod markers;
 mod not_found;
 mod scoped;
 pub mod slot;

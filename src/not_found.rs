@@ -64,7 +64,9 @@ impl StoreNotFound {
     /// The types of the stores visible where the read was made, innermost
     /// first (at most eight are named; see [`visible_count`](Self::visible_count)).
     pub fn visible(&self) -> impl Iterator<Item = &'static str> + '_ {
-        self.visible[..self.count.min(NAMED)].iter().map(|name| name())
+        self.visible[..self.count.min(NAMED)]
+            .iter()
+            .map(|name| name())
     }
 
     /// How many stores were visible: zero means none at all.

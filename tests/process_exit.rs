@@ -66,7 +66,9 @@ fn child(case: &str) -> ! {
             let fut: Pin<Box<dyn Future<Output = ()>>> = Box::pin(
                 async move {
                     if nested {
-                        async { std::process::exit(0) }.with_store(RequestId(8)).await
+                        async { std::process::exit(0) }
+                            .with_store(RequestId(8))
+                            .await
                     } else {
                         std::process::exit(0)
                     }

@@ -210,8 +210,16 @@ fn a_panicking_store_drop_leaks_nothing() {
         assert_eq!(Arc::strong_count(&outer), 2);
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(snapshot)));
         assert!(result.is_err(), "the store's drop panicked");
-        assert_eq!(Arc::strong_count(&inner), 1, "the store inside the panicking one");
-        assert_eq!(Arc::strong_count(&outer), 1, "the store outside the panicking one");
+        assert_eq!(
+            Arc::strong_count(&inner),
+            1,
+            "the store inside the panicking one"
+        );
+        assert_eq!(
+            Arc::strong_count(&outer),
+            1,
+            "the store outside the panicking one"
+        );
         assert_eq!(DROPS.load(Ordering::SeqCst), 2, "the original and the copy");
         assert!(get::<Outer>().is_none());
     }
