@@ -182,9 +182,9 @@ fn a_panicking_store_drop_leaks_nothing() {
         }
     }
     #[derive(Clone)]
-    struct Counted(Arc<()>);
+    struct Counted(#[allow(dead_code)] Arc<()>);
     #[derive(Clone)]
-    struct Outer(Arc<()>);
+    struct Outer(#[allow(dead_code)] Arc<()>);
 
     let inner = Arc::new(());
     let outer = Arc::new(());
