@@ -10,6 +10,17 @@ step() { printf '\n==> %s\n' "$*"; }
 step "cargo test --all-features (core, adapters, doctests)"
 cargo test --all-features
 
+# ---- issue 10: `tracing` is a dependency only with the `tracing` feature ----
+step "tracing: no dependency without the feature (cargo tree), one with it"
+for features in "" "tokio,async-std,smol"; do
+    if cargo tree -e normal --features "$features" -i tracing 2>/dev/null | grep -q '^tracing v'; then
+        echo "error: tracing is a dependency with features [$features]" >&2
+        exit 1
+    fi
+done
+cargo tree -e normal --features tracing -i tracing | grep -q '^tracing v'
+echo "ok: tracing only with the feature"
+
 # ---- no_std backends (issue 3) ----
 # std wins when enabled, so each no_std backend is tested with the default
 # features off. The critical-section slot is one global: its host tests run
