@@ -16,12 +16,15 @@
 //! embassy-executor = { version = "0.10", features = ["platform-cortex-m", "executor-thread"] }
 //! ```
 //!
-//! and `main` becomes `#[embassy_executor::main] async fn main(spawner:
-//! Spawner)`, whose executor never returns. Here, on the host, the executor
+//! The firmware registers the global slot exactly as this example does
+//! (`unsafe impl CriticalSectionSlot` + `set_slot!`, below: the `unsafe`
+//! is the binary's promise that it runs on one core), and `main` becomes
+//! `#[embassy_executor::main] async fn main(spawner: Spawner)`, whose
+//! executor never returns. Here, on the host, the executor
 //! is built by hand and stopped with `run_until` once every task is done, so
 //! that the example ends (CI runs it).
 //!
-//! The critical-section backend is one global slot: sound on a single core
+//! The critical-section slot is one global cell: sound on a single core
 //! where everything that polls stored futures or reads stores runs at one
 //! priority level, as here (one thread-mode executor). See the README's
 //! "no_std" section before adding an `InterruptExecutor`.
@@ -34,6 +37,18 @@ use core::task::{Context, Poll};
 use async_local_storage::{with, WithStore};
 use critical_section::Mutex;
 use embassy_executor::{Executor, Spawner};
+
+/// The critical-section slot, registered as a firmware would. On the host,
+/// `main` runs every case on one thread, which is what the `unsafe impl`
+/// asserts (the host's `critical-section` implementation is a global lock).
+struct HostSlot;
+
+// SAFETY: one context: every case runs on the main thread (`harness =
+// false`, no case starts a thread that touches stores), so polls nest LIFO
+// and nothing preempts a scope.
+unsafe impl async_local_storage::slot::CriticalSectionSlot for HostSlot {}
+
+async_local_storage::set_slot!(HostSlot);
 
 /// The store: which task is running. A newtype, because stores are found by
 /// type.

@@ -36,6 +36,32 @@ if ! grep -q "needs a slot backend" <<<"$no_backend"; then
     exit 1
 fi
 echo "ok: failed with the expected message"
+# ---- issue 13: no slot without the final binary's `unsafe` say-so ----
+# (1) A hosted program that reaches the crate only through a no_std library
+# with `critical-section` on, and registers no slot, must fail to link, naming
+# the versioned symbol. (It shares this crate's target dir for its deps.)
+step "soundness: a hosted build with critical-section and no registered slot must not link"
+if no_slot=$(CARGO_TARGET_DIR="$PWD/target" cargo build --manifest-path tests/no_slot/Cargo.toml 2>&1); then
+    echo "error: tests/no_slot linked without a registered slot" >&2
+    exit 1
+fi
+if ! grep -q "undefined symbol: _async_local_storage_0_1_slot_get" <<<"$no_slot"; then
+    printf '%s\n' "$no_slot" >&2
+    echo "error: tests/no_slot failed, but not with the missing-slot link error" >&2
+    exit 1
+fi
+echo "ok: the link fails with: $(grep -m1 -o 'undefined symbol: _async_local_storage_0_1_slot_get' <<<"$no_slot")"
+# (2) The registration symbols carry the crate version: a set_slot! binary
+# defines exactly the 0_1 symbols and no unversioned ones.
+step "soundness: set_slot! defines the versioned symbols (nm on the custom_slot example)"
+cargo build --no-default-features --features custom-slot --example custom_slot
+symbols=$(nm target/debug/examples/custom_slot | grep -o '_async_local_storage_[a-z0-9_]*' | sort -u)
+printf '%s\n' "$symbols"
+if [[ "$symbols" != $'_async_local_storage_0_1_slot_get\n_async_local_storage_0_1_slot_set' ]]; then
+    echo "error: expected exactly the versioned slot symbols" >&2
+    exit 1
+fi
+
 step "critical-section backend on the host: core cases, then embassy-executor"
 cargo build --no-default-features --features critical-section --test critical_section --test embassy --example embassy
 timeout 300 cargo test --no-default-features --features critical-section --test critical_section --test embassy

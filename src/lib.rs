@@ -51,8 +51,9 @@
 //!
 //! * `std` (default): the thread-local slot, [`thread`], and `alloc`.
 //! * `alloc`: [`Snapshot`].
-//! * `critical-section`: the no_std slot for single-core targets.
-//! * `custom-slot`: the no_std slot supplied by your binary ([`Slot`]).
+//! * `critical-section`: the ready-made no_std slot for single-core targets, which the
+//!   final binary registers ([`slot::CriticalSectionSlot`]).
+//! * `custom-slot`: the no_std slot supplied by your binary ([`Slot`], [`set_slot!`]).
 //! * `tokio`, `async-std`, `smol`: the executor adapters.
 #![no_std]
 #![cfg_attr(docsrs, feature(doc_cfg))]

@@ -4,15 +4,29 @@
 //! | enabled features | backend | sound where |
 //! |---|---|---|
 //! | `std` (default) | a `const` thread-local per thread | everywhere `std` runs |
-//! | `custom-slot` without `std` | the binary's [`Slot`], via [`set_slot!`](crate::set_slot) | as its `unsafe impl` promises |
-//! | `critical-section` without the two above | one global cell behind `critical_section::with` | one core, stores polled and read at one priority level (below) |
+//! | `custom-slot` or `critical-section`, without `std` | the slot your final binary registers with [`set_slot!`](crate::set_slot) | as the binary's `unsafe impl` asserts |
 //!
-//! Features are additive, so the most capable backend wins: `std` over the
-//! others, and `custom-slot` over `critical-section` (a binary that brings its
-//! own slot, say one per core, must not be overruled by a dependency that
-//! merely asked for `critical-section`). With none of the three, the build
-//! stops with a `compile_error!` that names them. [`BACKEND`] says which one
-//! a build selected.
+//! Features are additive, so `std` wins whenever any crate in the graph turns
+//! it on. Without `std`, no slot is ever chosen for you: the final binary
+//! registers one with [`set_slot!`](crate::set_slot), either its own
+//! [`Slot`] (one per core, one per RTOS task, ...) or, with the
+//! `critical-section` feature, the ready-made global cell, by asserting its
+//! conditions with `unsafe impl` [`CriticalSectionSlot`]:
+//!
+//! ```ignore
+//! struct AppSlot;
+//! // SAFETY: one core; interrupts nest; code that preempts a scope reads stores only inside `isolate`.
+//! unsafe impl async_local_storage::slot::CriticalSectionSlot for AppSlot {}
+//! async_local_storage::set_slot!(AppSlot);
+//! ```
+//!
+//! A library can turn features on, but it cannot write that `unsafe impl`
+//! for the binary: a hosted program that ends up without `std` and without
+//! a registration fails to link, with an error that names the missing
+//! symbol (`_async_local_storage_0_1_slot_get`: register a slot with
+//! `set_slot!`, or enable `std`). With none of the three features, the build
+//! stops with a `compile_error!` that names them. [`BACKEND`] says which
+//! backend a build selected.
 //!
 //! # Soundness
 //!
@@ -21,24 +35,9 @@
 //!
 //! * **`std`**: each thread has its own slot, and a thread's polls nest LIFO
 //!   on its stack. Sound everywhere.
-//! * **`critical-section`**: one slot for the whole program. Sound when
-//!   (1) there is one core (a chip whose `critical-section` implementation
-//!   is a multi-core spinlock does not qualify: the slot must be per core,
-//!   not merely accessed atomically); (2) whatever preempts code inside a
-//!   scope runs to completion before that code resumes (interrupt handlers
-//!   do, RTOS task switches do not); and (3) stores are polled and read at
-//!   one priority level. The third is needed because code that preempts a
-//!   scope and then reads stores can walk into the preempted code's frames
-//!   and get a `&T` to a store that code is using; stores need not be `Sync`
-//!   (a `Cell`, an `Rc`), so that would be a data race. A single thread-mode
-//!   executor (embassy's `Executor`) with interrupt handlers that do not use
-//!   this crate meets it. Higher-priority executors (`InterruptExecutor`) or
-//!   handlers that read stores must isolate what they run, with
-//!   [`.isolated()`](crate::WithStore::isolated) or
-//!   [`isolate(..)`](crate::isolate) (no allocation, no feature needed), or
-//!   use a custom slot per priority level.
-//! * **`custom-slot`**: the conditions are the [`Slot`] trait's `# Safety`
-//!   section; the binary asserts them with `unsafe impl`.
+//! * **registered**: the conditions are the [`Slot`] trait's `# Safety`
+//!   section (for the ready-made global cell, [`CriticalSectionSlot`]'s);
+//!   the final binary asserts them with `unsafe impl`.
 //!
 //! Under those conditions, safe code cannot cause undefined behaviour.
 //!
@@ -50,12 +49,14 @@
 //! | backend | enter | leave | read |
 //! |---|---|---|---|
 //! | `std` | 1 TLS load + 1 store | 1 TLS store | 1 TLS load |
-//! | `critical-section` | 1 critical section | 1 critical section | 1 critical section |
-//! | `custom-slot` | `Slot::get` + `Slot::set` | `Slot::set` | `Slot::get` |
+//! | registered | `Slot::get` + `Slot::set` | `Slot::set` | `Slot::get` |
+//! | registered [`CriticalSectionSlot`] | 2 critical sections | 1 critical section | 1 critical section |
 //!
-//! So under `critical-section`, polling a future with one store costs two
-//! critical sections, plus one per read inside it, on every target
-//! (`thumbv6m` included, which has no compare-and-swap).
+//! A registered slot is reached through a symbol resolved at link time (a
+//! call, inlined only with cross-crate LTO). Under [`CriticalSectionSlot`],
+//! polling a future with one store costs three critical sections, plus one
+//! per read inside it, on every target (`thumbv6m` included, which has no
+//! compare-and-swap).
 
 #[cfg(feature = "custom-slot")]
 use crate::FramePtr;
@@ -75,26 +76,28 @@ pub const BACKEND: &str = imp::NAME;
 #[path = "slot/thread_local.rs"]
 pub(crate) mod imp;
 
+// `critical-section` implies `custom-slot`: its slot is registered too.
 #[cfg(all(not(feature = "std"), feature = "custom-slot"))]
 #[path = "slot/custom.rs"]
 pub(crate) mod imp;
 
-#[cfg(all(
-    not(feature = "std"),
-    not(feature = "custom-slot"),
-    feature = "critical-section"
-))]
+#[cfg(feature = "critical-section")]
 #[path = "slot/critical_section.rs"]
-pub(crate) mod imp;
+mod critical_section;
+#[cfg(feature = "critical-section")]
+#[cfg_attr(docsrs, doc(cfg(feature = "critical-section")))]
+pub use critical_section::CriticalSectionSlot;
 
 #[cfg(not(any(feature = "std", feature = "custom-slot", feature = "critical-section")))]
 compile_error!(
     "async-local-storage needs a slot backend: enable feature `std` (the default, for hosted \
-     targets), `critical-section` (single-core no_std targets) or `custom-slot` (your binary \
-     provides the slot with `async_local_storage::set_slot!`)"
+     targets), or, for no_std, `critical-section` (then register the global slot in your binary: \
+     `unsafe impl async_local_storage::slot::CriticalSectionSlot for AppSlot {}` and \
+     `async_local_storage::set_slot!(AppSlot);`) or `custom-slot` (your binary registers its own \
+     `Slot` with `async_local_storage::set_slot!`)"
 );
 
-#[cfg(not(any(feature = "std", feature = "custom-slot", feature = "critical-section")))]
+#[cfg(not(any(feature = "std", feature = "custom-slot")))]
 pub(crate) mod imp {
     //! Placeholder so that the `compile_error!` above is the only error.
     use crate::FramePtr;
@@ -116,8 +119,15 @@ pub(crate) mod imp {
 /// a type of yours and register it once, in the final binary, with
 /// [`set_slot!`](crate::set_slot). As with the `critical-section` crate's
 /// `set_impl!`, the registration is resolved by the linker: forgetting it is
-/// a link error (`undefined symbol: _async_local_storage_slot_get`),
-/// registering two is a duplicate-symbol error.
+/// a link error (`undefined symbol: _async_local_storage_0_1_slot_get`),
+/// registering two is a duplicate-symbol error. The symbols carry the
+/// crate's semver-compatible version (`0_1` for 0.1.x), so each major
+/// version in a dependency graph needs, and gets, its own registration: two
+/// versions can never walk each other's frames.
+///
+/// With the `critical-section` feature, every type that implements
+/// [`CriticalSectionSlot`] is a `Slot`:
+/// the ready-made global cell for single-core targets.
 ///
 /// The slot stores one [`FramePtr`]. The crate calls [`get`](Slot::get) to
 /// read it and [`set`](Slot::set) to replace it: entering a scope (each
@@ -208,19 +218,35 @@ pub unsafe trait Slot {
     fn set(top: FramePtr);
 }
 
-/// Registers the [`Slot`] implementation used by the `custom-slot` backend.
+/// Registers the [`Slot`] used when `std` is off (features `custom-slot` and
+/// `critical-section`).
 ///
 /// Call it once, at the top level of the final binary (not in a library):
-/// it defines the two `#[no_mangle]` functions the backend calls. With the
-/// `std` feature on, the thread-local slot is used and the registration is
-/// ignored.
+/// it defines the two functions the backend calls, under the versioned
+/// symbols `_async_local_storage_0_1_slot_get` and `_set`. Forgetting it is a
+/// link error naming those symbols; calling it twice, a duplicate-symbol
+/// error. With the `std` feature on, the thread-local slot is used and the
+/// registration is ignored.
 ///
 /// # Examples
 ///
-/// A slot for a single-core chip that costs no critical section (compare
-/// the `critical-section` backend: one per enter, leave and read). Like that
-/// backend, it is sound only under its conditions: one core, and stores
-/// polled and read at one priority level.
+/// With the `critical-section` feature, the ready-made global cell, for a
+/// single-core target (see [`CriticalSectionSlot`](crate::slot::CriticalSectionSlot)
+/// for the conditions the `unsafe impl` asserts):
+///
+/// ```ignore
+/// struct AppSlot;
+///
+/// // SAFETY: one core; interrupt handlers run to completion; code that
+/// // preempts a scope reads stores only inside `isolate` / `.isolated()`.
+/// unsafe impl async_local_storage::slot::CriticalSectionSlot for AppSlot {}
+///
+/// async_local_storage::set_slot!(AppSlot);
+/// ```
+///
+/// Your own slot: here one for a single-core chip that costs no critical
+/// section at all. Like the global cell, it is sound only under its
+/// conditions: one core, and stores polled and read at one priority level.
 ///
 /// ```
 /// use core::sync::atomic::{compiler_fence, AtomicPtr, Ordering};
@@ -255,16 +281,30 @@ pub unsafe trait Slot {
 macro_rules! set_slot {
     ($slot:ty) => {
         const _: () = {
-            #[no_mangle]
-            fn _async_local_storage_slot_get() -> $crate::FramePtr {
+            // The names carry the crate's semver-compatible version: see `Slot`.
+            #[export_name = "_async_local_storage_0_1_slot_get"]
+            fn get() -> $crate::FramePtr {
                 <$slot as $crate::Slot>::get()
             }
-            #[no_mangle]
-            fn _async_local_storage_slot_set(top: $crate::FramePtr) {
+            #[export_name = "_async_local_storage_0_1_slot_set"]
+            fn set(top: $crate::FramePtr) {
                 <$slot as $crate::Slot>::set(top)
             }
         };
     };
+}
+
+/// The version in the registration symbols (`set_slot!`, `slot/custom.rs`)
+/// must follow the crate's semver-compatible version: this fails when the
+/// version changes and the symbols do not.
+#[cfg(test)]
+#[test]
+fn slot_symbols_carry_the_crate_version() {
+    let version = env!("CARGO_PKG_VERSION");
+    assert!(
+        version.starts_with("0.1."),
+        "bump `_async_local_storage_0_1_slot_*` in set_slot! and slot/custom.rs to {version}"
+    );
 }
 
 /// Unit tests of the slot backend this build selected.

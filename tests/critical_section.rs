@@ -33,6 +33,18 @@ use std::task::Poll;
 use async_local_storage::{exit, get, is_set, scope, slot, with, WithStore};
 use common::{check_critical_section_backend, poll_once, run_within, yield_now, RequestId};
 
+/// The critical-section slot, registered as a firmware would. On the host,
+/// `main` runs every case on one thread, which is what the `unsafe impl`
+/// asserts (the host's `critical-section` implementation is a global lock).
+struct HostSlot;
+
+// SAFETY: one context: every case runs on the main thread (`harness =
+// false`, no case starts a thread that touches stores), so polls nest LIFO
+// and nothing preempts a scope.
+unsafe impl async_local_storage::slot::CriticalSectionSlot for HostSlot {}
+
+async_local_storage::set_slot!(HostSlot);
+
 #[derive(Clone, Debug, PartialEq)]
 struct Tenant(&'static str);
 

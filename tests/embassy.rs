@@ -29,6 +29,18 @@ use async_local_storage::{get, is_set, slot, WithStore};
 use common::{check_critical_section_backend, yield_now, RequestId};
 use embassy_executor::{Executor, Spawner};
 
+/// The critical-section slot, registered as a firmware would. On the host,
+/// `main` runs every case on one thread, which is what the `unsafe impl`
+/// asserts (the host's `critical-section` implementation is a global lock).
+struct HostSlot;
+
+// SAFETY: one context: every case runs on the main thread (`harness =
+// false`, no case starts a thread that touches stores), so polls nest LIFO
+// and nothing preempts a scope.
+unsafe impl async_local_storage::slot::CriticalSectionSlot for HostSlot {}
+
+async_local_storage::set_slot!(HostSlot);
+
 /// How long the executor may run before the watchdog declares it hung. Not a
 /// timing assertion: the tasks need a few milliseconds.
 const WATCHDOG: Duration = Duration::from_secs(120);

@@ -1,5 +1,5 @@
-//! The `custom-slot` backend: the final binary provides the slot with
-//! [`set_slot!`](crate::set_slot).
+//! The registered backend (`custom-slot`, `critical-section`): the final
+//! binary provides the slot with [`set_slot!`](crate::set_slot).
 //!
 //! Sound exactly when the registered [`Slot`](crate::Slot) meets the
 //! requirements of its `# Safety` section, which the binary asserts by
@@ -15,9 +15,10 @@ use crate::FramePtr;
 
 pub(crate) const NAME: &str = "custom";
 
+// Defined by `set_slot!` in the final binary. Versioned (`0_1`): see `Slot`.
 extern "Rust" {
-    fn _async_local_storage_slot_get() -> FramePtr;
-    fn _async_local_storage_slot_set(top: FramePtr);
+    fn _async_local_storage_0_1_slot_get() -> FramePtr;
+    fn _async_local_storage_0_1_slot_set(top: FramePtr);
 }
 
 #[inline]
@@ -25,13 +26,13 @@ pub(crate) fn get() -> FramePtr {
     // SAFETY: the symbol is defined by `set_slot!`, whose `Slot` impl the
     // user declared sound (`unsafe impl Slot`); it takes and returns plain
     // values.
-    unsafe { _async_local_storage_slot_get() }
+    unsafe { _async_local_storage_0_1_slot_get() }
 }
 
 #[inline]
 pub(crate) fn set(top: FramePtr) {
     // SAFETY: as in `get`.
-    unsafe { _async_local_storage_slot_set(top) }
+    unsafe { _async_local_storage_0_1_slot_set(top) }
 }
 
 #[inline]

@@ -76,12 +76,13 @@ pub fn run_within<F: Future>(max_polls: usize, fut: F) -> (F::Output, usize) {
 pub use futures::executor::block_on;
 
 /// The backend the `critical-section` host tests expect: `std` wins over
-/// `critical-section` when both are enabled.
+/// `critical-section` when both are enabled; otherwise the slot the test
+/// binary registered (`CriticalSectionSlot` + `set_slot!`) is used.
 #[cfg(feature = "critical-section")]
 pub const CRITICAL_SECTION_BACKEND: &str = if cfg!(feature = "std") {
     "thread-local"
 } else {
-    "critical-section"
+    "custom"
 };
 
 /// For the `critical-section` host tests (`harness = false`, run by
@@ -97,7 +98,7 @@ pub fn check_critical_section_backend(what: &str, test: &str) {
         CRITICAL_SECTION_BACKEND,
         "the features this test was built with select another backend"
     );
-    if CRITICAL_SECTION_BACKEND != "critical-section" {
+    if CRITICAL_SECTION_BACKEND != "custom" {
         println!(
             "note: `std` is enabled and wins, so {what} run against the {} backend; run \
              `cargo test --no-default-features --features critical-section --test {test}` \
