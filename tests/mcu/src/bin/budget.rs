@@ -6,9 +6,9 @@
 //! the `without-als` feature, which swaps the crate's calls for stand-ins
 //! with the same signatures that do nothing. The difference in
 //! `.text`/`.rodata` and in `.data`/`.bss` is what the crate costs: its code,
-//! its slot (the critical-section backend's global) and the
-//! `critical-section` implementation it pulls in (cortex-m's single-core
-//! one). The program also runs under QEMU, so the measured code is code
+//! its slot (the global cell the binary registers with `set_slot!`) and
+//! the `critical-section` implementation it pulls in (cortex-m's
+//! single-core one). The program also runs under QEMU, so the measured code is code
 //! that works.
 #![no_std]
 #![no_main]
@@ -24,6 +24,14 @@ use panic_halt as _;
 
 #[cfg(not(feature = "without-als"))]
 use async_local_storage::{get, isolate, scope, WithStore};
+
+#[cfg(not(feature = "without-als"))]
+struct AppSlot;
+// SAFETY: one core, no interrupt handlers: a single context.
+#[cfg(not(feature = "without-als"))]
+unsafe impl async_local_storage::slot::CriticalSectionSlot for AppSlot {}
+#[cfg(not(feature = "without-als"))]
+async_local_storage::set_slot!(AppSlot);
 
 /// Stand-ins for the crate's calls: same shapes, no stores.
 #[cfg(feature = "without-als")]

@@ -48,10 +48,16 @@ use embassy_executor::{Executor, InterruptExecutor, SendSpawner, Spawner};
 use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex;
 use embassy_sync::channel::Channel;
 
-// ---- the slot registration (issue 13: the final binary asserts the conditions) ----
-//
-// SLOT-REGISTRATION: replaced by the `unsafe impl CriticalSectionSlot` and
-// `set_slot!` lines once the crate's new slot API lands.
+// ---- the slot: the final binary asserts the conditions and registers it ----
+
+struct AppSlot;
+
+// SAFETY: one core; interrupt handlers run to completion (they nest LIFO);
+// code that preempts a scope (SysTick, the pended interrupt, the
+// InterruptExecutor's tasks) reads stores only inside `isolate(..)` /
+// `.isolated()`.
+unsafe impl async_local_storage::slot::CriticalSectionSlot for AppSlot {}
+async_local_storage::set_slot!(AppSlot);
 
 // ---- the machine ----
 
