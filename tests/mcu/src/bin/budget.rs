@@ -55,6 +55,13 @@ mod stand_ins {
 #[cfg(feature = "without-als")]
 use stand_ins::{get, isolate, scope, WithStore};
 
+// Only so that a plain `cargo build` (default features: `snapshot`, which
+// turns the crate's `alloc` on) links this binary too; never used. The
+// budget is measured with `--no-default-features`.
+#[cfg(feature = "snapshot")]
+#[global_allocator]
+static HEAP: embedded_alloc::LlffHeap = embedded_alloc::LlffHeap::empty();
+
 /// The one store type.
 #[derive(Clone, Copy, PartialEq, Eq)]
 struct RequestId(u32);
@@ -107,7 +114,11 @@ fn main() -> ! {
         (Some(RequestId(id)), Some(RequestId(id + 1)))
     };
     let ok = (in_task, in_scope) == expected && isolated.is_none() && outside.is_none();
-    debug::exit(if ok { debug::EXIT_SUCCESS } else { debug::EXIT_FAILURE });
+    debug::exit(if ok {
+        debug::EXIT_SUCCESS
+    } else {
+        debug::EXIT_FAILURE
+    });
     #[allow(clippy::empty_loop)]
     loop {}
 }

@@ -28,7 +28,6 @@
 #![no_std]
 #![no_main]
 
-
 use core::cell::Cell;
 use core::fmt;
 use core::future::{poll_fn, Future};
@@ -150,7 +149,7 @@ static SWITCHES: Counter = Counter::new();
 #[cfg(feature = "snapshot")]
 static CARRIED_POLLS: Counter = Counter::new();
 
-/// > 0 while a thread-mode task is being polled inside its own scope. Written
+/// Above zero while a thread-mode task is being polled inside its own scope. Written
 /// by thread mode only (load + store: `thumbv6m` has no atomic add), read by
 /// the handlers to count the preemptions that hit inside a scope.
 static THREAD_DEPTH: AtomicU32 = AtomicU32::new(0);
@@ -203,11 +202,17 @@ async fn in_task<F: Future>(id: u32, fut: F) -> F::Output {
     let mut fut = pin!(fut);
     poll_fn(|cx| {
         THREAD_POLLS.inc();
-        check!(get::<TaskId>() == Some(TaskId(id)), "task {id}: own store at poll");
+        check!(
+            get::<TaskId>() == Some(TaskId(id)),
+            "task {id}: own store at poll"
+        );
         THREAD_DEPTH.store(THREAD_DEPTH.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
         let out = fut.as_mut().poll(cx);
         THREAD_DEPTH.store(THREAD_DEPTH.load(Ordering::Relaxed) - 1, Ordering::Relaxed);
-        check!(get::<TaskId>() == Some(TaskId(id)), "task {id}: own store after poll");
+        check!(
+            get::<TaskId>() == Some(TaskId(id)),
+            "task {id}: own store after poll"
+        );
         out
     })
     .await
@@ -234,7 +239,10 @@ fn pend_reader() {
     NVIC::pend(Irq(READER_IRQ));
     cortex_m::asm::dsb();
     cortex_m::asm::isb();
-    check!(READER_IRQS.get() > before, "the pended interrupt preempted at once");
+    check!(
+        READER_IRQS.get() > before,
+        "the pended interrupt preempted at once"
+    );
 }
 
 // ---- exception handlers: they read stores only inside `isolate` ----
@@ -246,8 +254,14 @@ fn SysTick() {
         SYSTICK_HITS.inc();
     }
     isolate(|| {
-        check!(get::<TaskId>().is_none(), "SysTick: no task store inside isolate");
-        check!(get::<Inner>().is_none(), "SysTick: no nested task store inside isolate");
+        check!(
+            get::<TaskId>().is_none(),
+            "SysTick: no task store inside isolate"
+        );
+        check!(
+            get::<Inner>().is_none(),
+            "SysTick: no nested task store inside isolate"
+        );
         #[cfg(feature = "expect-fail")]
         check!(
             get::<TaskId>().is_some(),
@@ -255,15 +269,24 @@ fn SysTick() {
         );
         scope(HandlerId(n), || {
             SYSTICK_IN_SCOPE.store(1, Ordering::Relaxed);
-            check!(get::<HandlerId>() == Some(HandlerId(n)), "SysTick: own store");
-            if n % 4 == 0 {
+            check!(
+                get::<HandlerId>() == Some(HandlerId(n)),
+                "SysTick: own store"
+            );
+            if n.is_multiple_of(4) {
                 // The reader interrupt (higher priority) preempts this scope.
                 pend_reader();
-                check!(get::<HandlerId>() == Some(HandlerId(n)), "SysTick: own store after nesting");
+                check!(
+                    get::<HandlerId>() == Some(HandlerId(n)),
+                    "SysTick: own store after nesting"
+                );
             }
             SYSTICK_IN_SCOPE.store(0, Ordering::Relaxed);
         });
-        check!(get::<HandlerId>().is_none(), "SysTick: store gone after scope");
+        check!(
+            get::<HandlerId>().is_none(),
+            "SysTick: store gone after scope"
+        );
     });
 }
 
@@ -276,8 +299,14 @@ fn reader_interrupt() {
         READER_NESTED_HITS.inc();
     }
     isolate(|| {
-        check!(get::<TaskId>().is_none(), "pended IRQ: no task store inside isolate");
-        check!(get::<HandlerId>().is_none(), "pended IRQ: no SysTick store inside isolate");
+        check!(
+            get::<TaskId>().is_none(),
+            "pended IRQ: no task store inside isolate"
+        );
+        check!(
+            get::<HandlerId>().is_none(),
+            "pended IRQ: no SysTick store inside isolate"
+        );
         let own = HandlerId(1_000_000 + n);
         scope(own, || {
             check!(get::<HandlerId>() == Some(own), "pended IRQ: own store");
@@ -306,7 +335,8 @@ static LOG: Channel<CriticalSectionRawMutex, (u32, u32), 1> = Channel::new();
 /// One channel per receiving task: an embassy-sync channel keeps one
 /// receiver waker, and two receivers waiting on one channel would wake each
 /// other forever (at interrupt priority, starving thread mode).
-static REQUESTS: [Channel<CriticalSectionRawMutex, (u32, u32), 2>; 2] = [Channel::new(), Channel::new()];
+static REQUESTS: [Channel<CriticalSectionRawMutex, (u32, u32), 2>; 2] =
+    [Channel::new(), Channel::new()];
 /// InterruptExecutor task → worker `i`, in `REPLIES[i - 1]`.
 static REPLIES: [Channel<CriticalSectionRawMutex, u32, 1>; WORKERS as usize] =
     [Channel::new(), Channel::new(), Channel::new()];
@@ -326,14 +356,29 @@ async fn api_checks(id: u32) {
     }
     .with_store(TaskId(id + 50))
     .await;
-    check!(inner == Some(TaskId(id + 50)), "task {id}: nested store shadows");
-    check!(get::<TaskId>() == me, "task {id}: outer store back after nesting");
+    check!(
+        inner == Some(TaskId(id + 50)),
+        "task {id}: nested store shadows"
+    );
+    check!(
+        get::<TaskId>() == me,
+        "task {id}: outer store back after nesting"
+    );
     scope(Inner(1), || {
         scope(Inner(2), || {
-            check!(get::<Inner>() == Some(Inner(2)), "task {id}: innermost scope");
-            check!(get::<TaskId>() == me, "task {id}: other types pass through scopes");
+            check!(
+                get::<Inner>() == Some(Inner(2)),
+                "task {id}: innermost scope"
+            );
+            check!(
+                get::<TaskId>() == me,
+                "task {id}: other types pass through scopes"
+            );
         });
-        check!(get::<Inner>() == Some(Inner(1)), "task {id}: scope restored");
+        check!(
+            get::<Inner>() == Some(Inner(1)),
+            "task {id}: scope restored"
+        );
     });
 
     // without_store / exit hide one type, nothing else.
@@ -345,8 +390,14 @@ async fn api_checks(id: u32) {
     .with_store(Inner(3))
     .await;
     check!(task.is_none(), "task {id}: without_store hides its type");
-    check!(inner == Some(Inner(3)), "task {id}: without_store hides nothing else");
-    check!(exit::<TaskId, _>(get::<TaskId>).is_none(), "task {id}: exit hides its type");
+    check!(
+        inner == Some(Inner(3)),
+        "task {id}: without_store hides nothing else"
+    );
+    check!(
+        exit::<TaskId, _>(get::<TaskId>).is_none(),
+        "task {id}: exit hides its type"
+    );
 
     // isolated / isolate hide everything from outside, not what is set inside.
     let (task, inner) = async {
@@ -356,8 +407,14 @@ async fn api_checks(id: u32) {
     .isolated()
     .await;
     check!(task.is_none(), "task {id}: isolated hides the task's store");
-    check!(inner == Some(Inner(4)), "task {id}: stores set inside isolated are visible");
-    check!(isolate(|| !is_set::<TaskId>()), "task {id}: isolate hides the task's store");
+    check!(
+        inner == Some(Inner(4)),
+        "task {id}: stores set inside isolated are visible"
+    );
+    check!(
+        isolate(|| !is_set::<TaskId>()),
+        "task {id}: isolate hides the task's store"
+    );
 
     // Drop of a pending `Scoped`: its store is visible while it is dropped.
     let seen = Cell::new(None);
@@ -375,15 +432,27 @@ async fn api_checks(id: u32) {
         }
         .with_store(Inner(5)));
         poll_fn(|cx| {
-            check!(pending.as_mut().poll(cx).is_pending(), "task {id}: future is pending");
+            check!(
+                pending.as_mut().poll(cx).is_pending(),
+                "task {id}: future is pending"
+            );
             Poll::Ready(())
         })
         .await;
         // `pending` is dropped here, still pending.
     }
-    check!(seen.get() == Some(Inner(5)), "task {id}: a pending Scoped is dropped inside its scope");
-    check!(get::<Inner>().is_none(), "task {id}: and leaves nothing behind");
-    check!(get::<TaskId>() == me, "task {id}: own store after the API cases");
+    check!(
+        seen.get() == Some(Inner(5)),
+        "task {id}: a pending Scoped is dropped inside its scope"
+    );
+    check!(
+        get::<Inner>().is_none(),
+        "task {id}: and leaves nothing behind"
+    );
+    check!(
+        get::<TaskId>() == me,
+        "task {id}: own store after the API cases"
+    );
 }
 
 async fn work(id: u32, #[allow(unused_variables)] spawner: Spawner) {
@@ -395,8 +464,14 @@ async fn work(id: u32, #[allow(unused_variables)] spawner: Spawner) {
         let nested = Inner(id * 100 + round);
         async {
             yield_now().await;
-            check!(get::<Inner>() == Some(nested), "task {id}: nested store across await");
-            check!(get::<TaskId>() == Some(TaskId(id)), "task {id}: outer store in nested");
+            check!(
+                get::<Inner>() == Some(nested),
+                "task {id}: nested store across await"
+            );
+            check!(
+                get::<TaskId>() == Some(TaskId(id)),
+                "task {id}: outer store in nested"
+            );
         }
         .with_store(nested)
         .await;
@@ -408,17 +483,26 @@ async fn work(id: u32, #[allow(unused_variables)] spawner: Spawner) {
         // SysTick preempts us here, inside this task's scope (and a nested one).
         scope(Inner(7), || {
             wait_for_systick();
-            check!(get::<Inner>() == Some(Inner(7)), "task {id}: own scope after SysTick");
+            check!(
+                get::<Inner>() == Some(Inner(7)),
+                "task {id}: own scope after SysTick"
+            );
             // The pended interrupt preempts us inside the scope too.
             pend_reader();
-            check!(get::<TaskId>() == Some(TaskId(id)), "task {id}: own store after IRQ");
+            check!(
+                get::<TaskId>() == Some(TaskId(id)),
+                "task {id}: own store after IRQ"
+            );
         });
 
         // The InterruptExecutor's task is woken by this send and preempts us.
         let value = id * 1000 + round;
         REQUESTS[(id % 2) as usize].send((id, value)).await;
         let reply = REPLIES[id as usize - 1].receive().await;
-        check!(reply == value * 2 + 1, "task {id}: reply from the interrupt executor");
+        check!(
+            reply == value * 2 + 1,
+            "task {id}: reply from the interrupt executor"
+        );
     }
 
     #[cfg(feature = "snapshot")]
@@ -427,28 +511,34 @@ async fn work(id: u32, #[allow(unused_variables)] spawner: Spawner) {
 
 #[embassy_executor::task(pool_size = 3)]
 async fn worker(id: u32, spawner: Spawner) {
-    check!(get::<TaskId>().is_none(), "task {id}: a new task starts with no store");
+    check!(
+        get::<TaskId>().is_none(),
+        "task {id}: a new task starts with no store"
+    );
     in_task(id, work(id, spawner)).with_store(TaskId(id)).await;
-    check!(get::<TaskId>().is_none(), "task {id}: store gone after with_store");
+    check!(
+        get::<TaskId>().is_none(),
+        "task {id}: store gone after with_store"
+    );
     DONE.send(id).await;
 }
 
 #[embassy_executor::task]
 async fn consumer() {
-    in_task(
-        CONSUMER,
-        async {
-            let mut last = 0;
-            for _ in 0..WORKERS * ROUNDS {
-                let (from, _round) = LOG.receive().await;
-                if last != 0 && from != last {
-                    SWITCHES.inc();
-                }
-                last = from;
-                check!(get::<TaskId>() == Some(TaskId(CONSUMER)), "consumer: own store");
+    in_task(CONSUMER, async {
+        let mut last = 0;
+        for _ in 0..WORKERS * ROUNDS {
+            let (from, _round) = LOG.receive().await;
+            if last != 0 && from != last {
+                SWITCHES.inc();
             }
-        },
-    )
+            last = from;
+            check!(
+                get::<TaskId>() == Some(TaskId(CONSUMER)),
+                "consumer: own store"
+            );
+        }
+    })
     .with_store(TaskId(CONSUMER))
     .await;
     DONE.send(CONSUMER).await;
@@ -459,8 +549,14 @@ async fn consumer() {
 async fn irq_work(k: u32) {
     loop {
         let (from, value) = REQUESTS[k as usize].receive().await;
-        check!(get::<IrqTaskId>() == Some(IrqTaskId(k)), "irq task {k}: own store");
-        check!(get::<TaskId>().is_none(), "irq task {k}: no thread task's store");
+        check!(
+            get::<IrqTaskId>() == Some(IrqTaskId(k)),
+            "irq task {k}: own store"
+        );
+        check!(
+            get::<TaskId>().is_none(),
+            "irq task {k}: no thread task's store"
+        );
         yield_now().await;
         REPLIES[from as usize - 1].send(value * 2 + 1).await;
     }
@@ -474,8 +570,14 @@ async fn irq_task(k: u32) {
         if THREAD_DEPTH.load(Ordering::Relaxed) > 0 {
             IRQ_TASK_HITS.inc();
         }
-        check!(get::<IrqTaskId>() == Some(IrqTaskId(k)), "irq task {k}: own store at poll");
-        check!(get::<TaskId>().is_none(), "irq task {k}: isolated from thread mode");
+        check!(
+            get::<IrqTaskId>() == Some(IrqTaskId(k)),
+            "irq task {k}: own store at poll"
+        );
+        check!(
+            get::<TaskId>().is_none(),
+            "irq task {k}: isolated from thread mode"
+        );
         body.as_mut().poll(cx)
     })
     .with_store(IrqTaskId(k))
@@ -500,17 +602,24 @@ async fn carry_snapshot(id: u32, spawner: Spawner) {
     let snapshot = scope(Inner(id + 200), Snapshot::capture);
     check!(snapshot.len() == 2, "task {id}: snapshot holds two stores");
     check!(
-        snapshot.run(|| (get::<TaskId>(), get::<Inner>())) == (Some(TaskId(id)), Some(Inner(id + 200))),
+        snapshot.run(|| (get::<TaskId>(), get::<Inner>()))
+            == (Some(TaskId(id)), Some(Inner(id + 200))),
         "task {id}: Snapshot::run"
     );
     spawner.spawn(carried(id, snapshot).unwrap());
-    check!(CARRIED[id as usize - 1].receive().await == id, "task {id}: carried task done");
+    check!(
+        CARRIED[id as usize - 1].receive().await == id,
+        "task {id}: carried task done"
+    );
 }
 
 #[cfg(feature = "snapshot")]
 #[embassy_executor::task(pool_size = 3)]
 async fn carried(id: u32, snapshot: async_local_storage::Snapshot) {
-    check!(get::<TaskId>().is_none(), "carried {id}: starts with no store");
+    check!(
+        get::<TaskId>().is_none(),
+        "carried {id}: starts with no store"
+    );
     let mut body = pin!(async {
         for _ in 0..3 {
             yield_now().await;
@@ -518,13 +627,22 @@ async fn carried(id: u32, snapshot: async_local_storage::Snapshot) {
     });
     poll_fn(|cx| {
         CARRIED_POLLS.inc();
-        check!(get::<TaskId>() == Some(TaskId(id)), "carried {id}: the spawner's store");
-        check!(get::<Inner>() == Some(Inner(id + 200)), "carried {id}: the nested store");
+        check!(
+            get::<TaskId>() == Some(TaskId(id)),
+            "carried {id}: the spawner's store"
+        );
+        check!(
+            get::<Inner>() == Some(Inner(id + 200)),
+            "carried {id}: the nested store"
+        );
         body.as_mut().poll(cx)
     })
     .with_snapshot(snapshot)
     .await;
-    check!(get::<TaskId>().is_none(), "carried {id}: nothing after the snapshot");
+    check!(
+        get::<TaskId>().is_none(),
+        "carried {id}: nothing after the snapshot"
+    );
     CARRIED[id as usize - 1].send(id).await;
 }
 
@@ -546,10 +664,22 @@ async fn supervisor(spawner: Spawner, irq_spawner: SendSpawner) {
     let systick_hits = SYSTICK_HITS.get();
     let reader_hits = READER_HITS.get();
     let irq_hits = IRQ_TASK_HITS.get();
-    check!(systick_hits >= WORKERS * ROUNDS, "SysTick hit scopes {systick_hits} times");
-    check!(reader_hits >= WORKERS * ROUNDS, "the pended IRQ hit scopes {reader_hits} times");
-    check!(irq_hits >= WORKERS * ROUNDS, "InterruptExecutor polls hit scopes {irq_hits} times");
-    check!(SWITCHES.get() >= 2, "the consumer saw the workers interleave");
+    check!(
+        systick_hits >= WORKERS * ROUNDS,
+        "SysTick hit scopes {systick_hits} times"
+    );
+    check!(
+        reader_hits >= WORKERS * ROUNDS,
+        "the pended IRQ hit scopes {reader_hits} times"
+    );
+    check!(
+        irq_hits >= WORKERS * ROUNDS,
+        "InterruptExecutor polls hit scopes {irq_hits} times"
+    );
+    check!(
+        SWITCHES.get() >= 2,
+        "the consumer saw the workers interleave"
+    );
 
     hprintln!("machine: {}", MACHINE);
     hprintln!(
@@ -572,7 +702,11 @@ async fn supervisor(spawner: Spawner, irq_spawner: SendSpawner) {
         SWITCHES.get()
     );
     #[cfg(feature = "snapshot")]
-    hprintln!("snapshot: {} carried tasks, {} polls with the spawner's stores", WORKERS, CARRIED_POLLS.get());
+    hprintln!(
+        "snapshot: {} carried tasks, {} polls with the spawner's stores",
+        WORKERS,
+        CARRIED_POLLS.get()
+    );
     #[cfg(not(feature = "snapshot"))]
     hprintln!("snapshot: not built (feature `snapshot`)");
     hprintln!("checks: {} passed", CHECKS.get());
@@ -583,9 +717,17 @@ async fn supervisor(spawner: Spawner, irq_spawner: SendSpawner) {
 /// The synchronous API before any executor runs.
 fn sync_checks() {
     check!(get::<TaskId>().is_none(), "main: nothing set");
-    let seen = scope(TaskId(1), || scope(Inner(2), || (get::<TaskId>(), get::<Inner>())));
-    check!(seen == (Some(TaskId(1)), Some(Inner(2))), "main: nested scopes");
-    check!(scope(TaskId(1), || isolate(|| get::<TaskId>())).is_none(), "main: isolate");
+    let seen = scope(TaskId(1), || {
+        scope(Inner(2), || (get::<TaskId>(), get::<Inner>()))
+    });
+    check!(
+        seen == (Some(TaskId(1)), Some(Inner(2))),
+        "main: nested scopes"
+    );
+    check!(
+        scope(TaskId(1), || isolate(get::<TaskId>)).is_none(),
+        "main: isolate"
+    );
     check!(get::<TaskId>().is_none(), "main: nothing left set");
 }
 
@@ -594,12 +736,15 @@ fn main() -> ! {
     let mut cp = cortex_m::Peripherals::take().unwrap();
     let partno = (cp.CPUID.base.read() >> 4) & 0xFFF;
     hprintln!(
-        "async-local-storage on {} (CPUID part {:#x}), slot backend: {}",
+        "async-local-storage on {} (CPUID part {:#x}), slot: CriticalSectionSlot registered with set_slot! (backend `{}`)",
         MACHINE,
         partno,
         async_local_storage::slot::BACKEND
     );
-    check!(partno == PARTNO, "running on the expected core (CPUID part {partno:#x})");
+    check!(
+        partno == PARTNO,
+        "running on the expected core (CPUID part {partno:#x})"
+    );
 
     #[cfg(feature = "snapshot")]
     {
