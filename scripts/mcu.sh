@@ -12,7 +12,8 @@
 #    table and fails if thumbv6m exceeds 1 KiB of flash or 16 bytes of RAM.
 #
 # Exits non-zero on any failure. `MCU_QEMU_TIMEOUT` (seconds, default 60)
-# bounds each QEMU run.
+# bounds each QEMU run; `MCU_TARGET_DIR` (default tests/mcu/target) is the
+# firmware's cargo target directory.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,6 +21,7 @@ FLASH_BUDGET=1024
 RAM_BUDGET=16
 QEMU_TIMEOUT=${MCU_QEMU_TIMEOUT:-60}
 FW=tests/mcu
+TARGET_DIR=${MCU_TARGET_DIR:-$PWD/$FW/target}
 # target:machine:cpu
 MACHINES=(thumbv6m-none-eabi:microbit:cortex-m0 thumbv7m-none-eabi:lm3s6965evb:cortex-m3)
 
@@ -56,7 +58,7 @@ LLVM_SIZE=$(llvm_size)
 [ -n "$LLVM_SIZE" ] || die "llvm-size not found after installing llvm-tools"
 echo "$(qemu-system-arm --version | head -n 1); llvm-size: $LLVM_SIZE"
 
-cargo_fw() { (cd "$FW" && cargo "$@"); }
+cargo_fw() { (cd "$FW" && CARGO_TARGET_DIR="$TARGET_DIR" cargo "$@"); }
 
 # Runs ELF $3 on QEMU machine $1 with cpu $2; output in $QEMU_OUT, status in $QEMU_RC.
 run_qemu() {
@@ -74,7 +76,7 @@ for spec in "${MACHINES[@]}"; do
     step "firmware: build for $target"
     cargo_fw build --release --locked --target "$target" --bin firmware
     step "firmware: run on QEMU $machine ($cpu)"
-    run_qemu "$machine" "$cpu" "$FW/target/$target/release/firmware"
+    run_qemu "$machine" "$cpu" "$TARGET_DIR/$target/release/firmware"
     printf '%s\n' "$QEMU_OUT"
     if [ "$QEMU_RC" = 0 ] && grep -q '^PASS ' <<<"$QEMU_OUT"; then
         echo "result: $machine PASSED"
@@ -91,7 +93,7 @@ for spec in "${MACHINES[@]}"; do
     step "expected failure: build with feature expect-fail for $target"
     cargo_fw build --release --locked --target "$target" --bin firmware --features expect-fail
     step "expected failure: run on QEMU $machine (must fail)"
-    run_qemu "$machine" "$cpu" "$FW/target/$target/release/firmware"
+    run_qemu "$machine" "$cpu" "$TARGET_DIR/$target/release/firmware"
     printf '%s\n' "$QEMU_OUT"
     # Must fail through the firmware's own check: not a timeout, not a crash.
     if [ "$QEMU_RC" = 1 ] && grep -q '^FAIL .*expect-fail' <<<"$QEMU_OUT"; then
@@ -122,14 +124,14 @@ for spec in "${MACHINES[@]}"; do
     for profile in release:s size-z:z; do
         IFS=: read -r prof opt <<<"$profile"
         cargo_fw build -q --locked --profile "$prof" --target "$target" --bin budget --no-default-features
-        read -r t1 r1 d1 b1 < <(sections "$FW/target/$target/$prof/budget")
+        read -r t1 r1 d1 b1 < <(sections "$TARGET_DIR/$target/$prof/budget")
         if [ "$prof" = release ]; then
             # The measured program must work.
-            run_qemu "$machine" "$cpu" "$FW/target/$target/$prof/budget"
+            run_qemu "$machine" "$cpu" "$TARGET_DIR/$target/$prof/budget"
             [ "$QEMU_RC" = 0 ] || failures+=("budget binary on $machine (exit status $QEMU_RC)")
         fi
         cargo_fw build -q --locked --profile "$prof" --target "$target" --bin budget --no-default-features --features without-als
-        read -r t0 r0 d0 b0 < <(sections "$FW/target/$target/$prof/budget")
+        read -r t0 r0 d0 b0 < <(sections "$TARGET_DIR/$target/$prof/budget")
         flash=$(((t1 + r1 + d1) - (t0 + r0 + d0)))
         ram=$(((d1 + b1) - (d0 + b0)))
         table+=$'\n'"| $target | \"$opt\" | $t1 / $t0 ($((t1 - t0))) | $r1 / $r0 ($((r1 - r0))) | $flash B | $ram B |"
