@@ -14,6 +14,10 @@
 //! called (one clone of each) and runs the new task or closure inside it.
 //! They take and return exactly what async-std's functions do.
 //!
+//! And to drive the runtime from inside a scope, call [`block_on`] instead
+//! of [`async_std::task::block_on`] (see
+//! [below](#driving-the-runtime-inside-a-scope)).
+//!
 //! async-std is discontinued upstream in favour of [smol](crate::adapters::smol); this
 //! adapter stays supported for code that still runs on it.
 //!
@@ -42,7 +46,10 @@
 //! # What is carried, and what is not
 //!
 //! * A task started by async-std's own `spawn` sees no store: it is polled
-//!   on an executor thread, outside the spawner's poll.
+//!   on an executor thread, outside the spawner's poll. A task started by
+//!   its `spawn_local` sees none as long as the `block_on` that polls it is
+//!   not called inside a scope (see
+//!   [below](#driving-the-runtime-inside-a-scope)).
 //! * Stores installed with [`with_store`](crate::WithStore::with_store) or
 //!   [`scope`](crate::scope) are cloned into the new work when it is
 //!   spawned. Stores installed with
@@ -50,13 +57,53 @@
 //!   [`scope_local`](crate::scope_local) are not carried.
 //! * A future that already carries its own store
 //!   (`async_std::task::spawn(fut.with_store(v))`) needs no adapter, and
-//!   [`block_on`](::async_std::task::block_on) polls its future on the
+//!   [`async_std::task::block_on`] polls its future on the
 //!   calling thread, so the stores visible there stay visible.
 //! * [`JoinHandle::cancel`](::async_std::task::JoinHandle::cancel) drops the
 //!   task's future with its stores visible. Dropping a `JoinHandle` detaches
 //!   the task; it does not cancel it.
 //! * async-std's `task_local!` is a separate mechanism: it neither sees nor
 //!   carries these stores.
+//!
+//!
+//! # Driving the runtime inside a scope
+//!
+//! [`async_std::task::block_on`] polls its future on the calling thread,
+//! and with it every local task of that thread (those started with
+//! [`spawn_local`](::async_std::task::spawn_local) or
+//! [`Builder::local`]). Called inside a [`scope`](crate::scope), it lends
+//! the scope's stores to every local task it polls meanwhile, as to any code
+//! called there: one started with async-std's own `spawn_local`, and one
+//! that other code on this thread spawned long before, read that caller's
+//! store.
+//!
+//! ```
+//! use async_local_storage::{get, scope};
+//!
+//! let background = async_std::task::spawn_local(async { get::<&'static str>() }); // spawned earlier
+//! let seen = scope("user-1", || async_std::task::block_on(background));
+//! assert_eq!(seen, Some("user-1")); // the hazard: another task saw this caller's store
+//! ```
+//!
+//! This module's [`block_on`] drives the future with the caller's stores
+//! (captured when it is called) and every other task with none:
+//!
+//! ```
+//! use async_local_storage::{get, scope};
+//!
+//! let background = async_std::task::spawn_local(async { get::<&'static str>() });
+//! let (seen, own) = scope("user-1", || {
+//!     async_local_storage::adapters::async_std::block_on(async {
+//!         (background.await, get::<&'static str>())
+//!     })
+//! });
+//! assert_eq!(seen, None); // the other task sees no store...
+//! assert_eq!(own, Some("user-1")); // ...the driven future keeps the caller's
+//! ```
+//!
+//! A store on the driven future itself (`block_on(fut.with_store(v))`) is
+//! safe as it is: the local tasks are polled between the polls of `fut`,
+//! outside its store.
 //!
 //! [`Builder::spawn`]: ::async_std::task::Builder::spawn
 //! [`Builder::local`]: ::async_std::task::Builder::local
@@ -66,7 +113,48 @@ use std::io;
 
 use ::async_std::task::{Builder, JoinHandle};
 
-use crate::{Snapshot, WithStore};
+use crate::{isolate, Snapshot, WithStore};
+
+/// Like [`async_std::task::block_on`], with the stores visible here visible
+/// at every poll of `future`, and no store visible to anything else it runs
+/// meanwhile: the thread's local tasks, the reactor and the wakers it calls.
+///
+/// The stores are captured (one clone of each, as [`Snapshot::capture`]
+/// does) when this is called. Plain `block_on` called inside a
+/// [`scope`](crate::scope) lends the scope's stores to every local task it
+/// polls (see
+/// [Driving the runtime inside a scope](self#driving-the-runtime-inside-a-scope));
+/// this drives them under [`isolate`] instead, and restores
+/// the captured stores in `future` only. Stores installed with
+/// [`scope_local`](crate::scope_local) or
+/// [`with_local_store`](crate::WithStore::with_local_store) are not carried
+/// into `future`: install them inside it.
+///
+/// # Panics
+///
+/// When `future` panics.
+///
+/// # Examples
+///
+/// ```
+/// use async_local_storage::{get, scope};
+///
+/// let (own, plain) = scope(7u32, || {
+///     async_local_storage::adapters::async_std::block_on(async {
+///         let plain = async_std::task::spawn_local(async { get::<u32>() }); // async-std's own
+///         (get::<u32>(), plain.await)
+///     })
+/// });
+/// assert_eq!(own, Some(7)); // the driven future keeps the caller's store
+/// assert_eq!(plain, None); // the local task polled meanwhile sees none
+/// ```
+pub fn block_on<F, T>(future: F) -> T
+where
+    F: Future<Output = T>,
+{
+    let snapshot = Snapshot::capture();
+    isolate(|| ::async_std::task::block_on(future.with_snapshot(snapshot)))
+}
 
 /// Like [`async_std::task::spawn`], with the
 /// current stores visible at every poll of the new task (and while it is

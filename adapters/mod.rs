@@ -22,13 +22,17 @@
 //!
 //! | feature | module | what it carries the stores into |
 //! |---|---|---|
-//! | `tokio` | [`adapters::tokio`](self::tokio) | tasks, local tasks, blocking closures, `JoinSet`s, driven futures |
-//! | `async-std` | [`adapters::async_std`](self::async_std) | tasks, local tasks, blocking closures, driven futures |
-//! | `smol` | [`adapters::smol`](self::smol) | tasks, `unblock` closures, executors, driven futures |
+//! | `tokio` | [`adapters::tokio`](self::tokio) | tasks, local tasks, blocking closures, `JoinSet`s, driven futures (`block_on_with_stores`, `run_until_with_stores`) |
+//! | `async-std` | [`adapters::async_std`](self::async_std) | tasks, local tasks, blocking closures, driven futures (`block_on`) |
+//! | `smol` | [`adapters::smol`](self::smol) | tasks, `unblock` closures, executors, driven futures (`run_with_stores`, `block_on`) |
 //!
 //! Every module offers the runtime's own spawn functions under the same
 //! names and signatures; each captures a [`Snapshot`](crate::Snapshot)
-//! where it is called and runs the new work inside it.
+//! where it is called and runs the new work inside it. Each also offers a
+//! way to drive the runtime from inside a scope (`block_on` and the like)
+//! that keeps the caller's stores to the driven future and shows none to
+//! the other tasks polled meanwhile, which the runtime's own `block_on`
+//! would lend them to.
 
 #[cfg(feature = "tokio")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]

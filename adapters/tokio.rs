@@ -18,6 +18,16 @@
 //! ways to start work (`JoinSet::spawn_on`, `task::Builder`, ...) wrap the
 //! future yourself: `fut.with_snapshot(Snapshot::capture())`.
 //!
+//! And to drive a runtime from inside a scope (see
+//! [below](#driving-a-runtime-inside-a-scope)), call these instead of
+//! tokio's own:
+//!
+//! | tokio | the driven future keeps the stores, the other tasks see none |
+//! |---|---|
+//! | [`Runtime::block_on`], [`Handle::block_on`] | [`HandleExt::block_on_with_stores`] |
+//! | [`LocalSet::block_on`] | [`LocalSetExt::block_on_with_stores`] |
+//! | [`LocalSet::run_until`] | [`LocalSetExt::run_until_with_stores`] |
+//!
 //! # Examples
 //!
 //! ```
@@ -44,8 +54,11 @@
 //! # What is carried, and what is not
 //!
 //! * A task started by tokio's own `spawn` sees no store, whatever was
-//!   visible where it was spawned: tokio polls it on a worker thread, outside
-//!   the spawner's poll.
+//!   visible where it was spawned, as long as the runtime that polls it is
+//!   not driven inside a scope: tokio polls it on a worker thread, or in its
+//!   `block_on` loop, outside the spawner's poll. A runtime driven inside a
+//!   scope lends that scope's stores to every task it polls meanwhile (see
+//!   [below](#driving-a-runtime-inside-a-scope)).
 //! * Stores installed with [`with_store`](crate::WithStore::with_store) or
 //!   [`scope`](crate::scope) are cloned into the new work at the moment it
 //!   is spawned; later changes on either side are not shared (put an `Arc`
@@ -59,12 +72,11 @@
 //!   visible at every poll of `fut`, on any worker, and while tokio drops it
 //!   (when the task is aborted or the runtime shuts down).
 //!
-//! # `block_in_place` and `block_on`
+//! # `block_in_place`
 //!
 //! [`tokio::task::block_in_place`](https://docs.rs/tokio/1/tokio/task/fn.block_in_place.html)
 //! (multi-thread runtime) runs its closure on the current thread, inside the
-//! current poll, so the stores stay visible with no adapter. The same holds for the future given to
-//! [`Runtime::block_on`], which is polled on the calling thread:
+//! current poll, so the stores stay visible with no adapter:
 //!
 //! ```
 //! use async_local_storage::{get, WithStore};
@@ -73,6 +85,54 @@
 //! let task = async { tokio::task::block_in_place(get::<u32>) }.with_store(3u32);
 //! assert_eq!(rt.block_on(rt.spawn(task)).unwrap(), Some(3));
 //! ```
+//!
+//! # Driving a runtime inside a scope
+//!
+//! [`Runtime::block_on`] polls its future on the calling thread, so the
+//! stores visible where it is called are visible to that future. But a
+//! current-thread runtime also polls *all its other tasks* inside that call,
+//! and a [`LocalSet`] polls its local tasks inside
+//! [`block_on`](LocalSet::block_on), [`run_until`](LocalSet::run_until),
+//! or while it is itself awaited. Called inside a [`scope`](crate::scope) (or
+//! awaited inside a future that has a store), the driver lends those stores
+//! to every task it polls meanwhile, as to any code called there: a task
+//! started with tokio's own `spawn`, and one that other code spawned long
+//! before, read that caller's store.
+//!
+//! ```
+//! use async_local_storage::{get, scope};
+//!
+//! let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+//! let background = rt.spawn(async { get::<&'static str>() }); // spawned earlier, elsewhere
+//! let seen = scope("user-1", || rt.block_on(background)).unwrap();
+//! assert_eq!(seen, Some("user-1")); // the hazard: another task saw this caller's store
+//! ```
+//!
+//! [`HandleExt::block_on_with_stores`] and
+//! [`LocalSetExt`]`::{block_on_with_stores, run_until_with_stores}` drive
+//! the future with the caller's stores (captured when they are called) and
+//! every other task with none:
+//!
+//! ```
+//! use async_local_storage::{get, scope, adapters::tokio::HandleExt};
+//!
+//! let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+//! let background = rt.spawn(async { get::<&'static str>() });
+//! let (seen, own) = scope("user-1", || {
+//!     rt.block_on_with_stores(async { (background.await.unwrap(), get::<&'static str>()) })
+//! });
+//! assert_eq!(seen, None); // the other task sees no store...
+//! assert_eq!(own, Some("user-1")); // ...the driven future keeps the caller's
+//! ```
+//!
+//! A store on the driven future itself (`rt.block_on(fut.with_store(v))`)
+//! is safe as it is: the runtime polls its other tasks between the polls of
+//! `fut`, outside its store. For a driver this module does not wrap, do by
+//! hand what these methods do: `local.isolated().await` for a `LocalSet`
+//! awaited inside a scoped poll, and for any `block_on`-like call
+//! `let stores = Snapshot::capture();` then
+//! `isolate(|| driver(fut.with_snapshot(stores)))` (with [`isolate`] and
+//! [`with_snapshot`](crate::WithStore::with_snapshot)).
 //!
 //! # `tokio::task_local!`
 //!
@@ -85,6 +145,9 @@
 //! [`Runtime::spawn`]: ::tokio::runtime::Runtime::spawn
 //! [`Runtime::spawn_blocking`]: ::tokio::runtime::Runtime::spawn_blocking
 //! [`Runtime::block_on`]: ::tokio::runtime::Runtime::block_on
+//! [`Handle::block_on`]: ::tokio::runtime::Handle::block_on
+//! [`LocalSet::block_on`]: ::tokio::task::LocalSet::block_on
+//! [`LocalSet::run_until`]: ::tokio::task::LocalSet::run_until
 //! [`JoinSet::spawn`]: ::tokio::task::JoinSet::spawn
 //! [`LocalSet::spawn_local`]: ::tokio::task::LocalSet::spawn_local
 
@@ -93,7 +156,7 @@ use core::future::Future;
 use ::tokio::runtime::{Handle, Runtime};
 use ::tokio::task::{AbortHandle, JoinHandle, JoinSet, LocalSet};
 
-use crate::{Snapshot, WithStore};
+use crate::{isolate, Snapshot, WithStore};
 
 /// Like [`tokio::spawn`](::tokio::task::spawn), with the current stores
 /// visible at every poll of the new task (and while it is dropped).
@@ -189,7 +252,8 @@ mod sealed {
     impl<T> Sealed for ::tokio::task::JoinSet<T> {}
 }
 
-/// Spawning through a [`Handle`] or a [`Runtime`] with the current stores.
+/// Spawning through a [`Handle`] or a [`Runtime`] with the current stores,
+/// and driving one without lending them to its other tasks.
 ///
 /// Sealed: implemented for `Handle` and `Runtime` only.
 ///
@@ -242,6 +306,46 @@ pub trait HandleExt: sealed::Sealed {
     where
         F: FnOnce() -> R + Send + 'static,
         R: Send + 'static;
+
+    /// Like [`Runtime::block_on`] (or [`Handle::block_on`]), with the
+    /// stores visible here visible at every poll of `future`, and no store
+    /// visible to anything else the runtime runs meanwhile.
+    ///
+    /// The stores are captured (one clone of each, as
+    /// [`Snapshot::capture`] does) when this is called. Plain `block_on`
+    /// called inside a [`scope`](crate::scope) lends the scope's stores to
+    /// every task a current-thread runtime polls during the call (see
+    /// [Driving a runtime inside a scope](self#driving-a-runtime-inside-a-scope));
+    /// this drives the runtime under [`isolate`] instead, and
+    /// restores the captured stores in `future` only.
+    ///
+    /// Stores installed with [`scope_local`](crate::scope_local) or
+    /// [`with_local_store`](crate::WithStore::with_local_store) are not
+    /// carried into `future`: install them inside it.
+    ///
+    /// # Panics
+    ///
+    /// As tokio's `block_on`: when called within an asynchronous execution
+    /// context (inside another `block_on`, or in a task), or when `future`
+    /// panics; with a `Handle`, also when a timer is used on a runtime that
+    /// has been shut down.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use async_local_storage::{get, scope, adapters::tokio::HandleExt};
+    ///
+    /// let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    /// let (own, plain) = scope(7u32, || {
+    ///     rt.block_on_with_stores(async {
+    ///         let plain = tokio::spawn(async { get::<u32>() }); // tokio's own spawn
+    ///         (get::<u32>(), plain.await.unwrap())
+    ///     })
+    /// });
+    /// assert_eq!(own, Some(7)); // the driven future keeps the caller's store
+    /// assert_eq!(plain, None); // the task polled meanwhile sees none
+    /// ```
+    fn block_on_with_stores<F: Future>(&self, future: F) -> F::Output;
 }
 
 impl HandleExt for Handle {
@@ -262,6 +366,11 @@ impl HandleExt for Handle {
     {
         self.spawn_blocking(Snapshot::bind(f))
     }
+
+    fn block_on_with_stores<F: Future>(&self, future: F) -> F::Output {
+        let snapshot = Snapshot::capture();
+        isolate(|| self.block_on(future.with_snapshot(snapshot)))
+    }
 }
 
 impl HandleExt for Runtime {
@@ -281,6 +390,13 @@ impl HandleExt for Runtime {
         R: Send + 'static,
     {
         self.handle().spawn_blocking_with_stores(f)
+    }
+
+    fn block_on_with_stores<F: Future>(&self, future: F) -> F::Output {
+        // `Runtime::block_on`, not the handle's: on a current-thread runtime
+        // only this one runs the other tasks (and so must isolate them).
+        let snapshot = Snapshot::capture();
+        isolate(|| self.block_on(future.with_snapshot(snapshot)))
     }
 }
 
@@ -402,7 +518,8 @@ impl<T: 'static> JoinSetExt<T> for JoinSet<T> {
     }
 }
 
-/// Spawning onto a [`LocalSet`] with the current stores.
+/// Spawning onto a [`LocalSet`] with the current stores, and driving one
+/// without lending them to its local tasks.
 ///
 /// Sealed: implemented for `LocalSet` only.
 ///
@@ -438,6 +555,79 @@ pub trait LocalSetExt: sealed::Sealed {
     where
         F: Future + 'static,
         F::Output: 'static;
+
+    /// Like [`LocalSet::run_until`], with the stores visible here visible at
+    /// every poll of `future`, and no store visible to the local tasks the
+    /// set polls meanwhile.
+    ///
+    /// The stores are captured (one clone of each) when this is called, not
+    /// when the returned future is first polled. Plain `run_until` awaited
+    /// inside a future that has a store lends that store to every local task
+    /// (see [Driving a runtime inside a scope](self#driving-a-runtime-inside-a-scope));
+    /// this polls the set [isolated](crate::WithStore::isolated) instead,
+    /// and restores the captured stores in `future` only. Stores installed
+    /// with [`scope_local`](crate::scope_local) or
+    /// [`with_local_store`](crate::WithStore::with_local_store) are not
+    /// carried into `future`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use async_local_storage::{get, WithStore, adapters::tokio::LocalSetExt};
+    ///
+    /// let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    /// let local = tokio::task::LocalSet::new();
+    /// let background = local.spawn_local(async { get::<u32>() }); // spawned earlier
+    /// let (own, other) = rt.block_on(async {
+    ///     local.run_until_with_stores(async {
+    ///         (get::<u32>(), background.await.unwrap())
+    ///     })
+    ///     .await
+    /// }.with_store(7u32));
+    /// assert_eq!(own, Some(7)); // the driven future keeps the caller's store
+    /// assert_eq!(other, None); // the local task polled meanwhile sees none
+    /// ```
+    #[must_use = "futures do nothing unless you `.await` or poll them"]
+    fn run_until_with_stores<F: Future>(&self, future: F) -> impl Future<Output = F::Output>;
+
+    /// Like [`LocalSet::block_on`], with the stores visible here visible at
+    /// every poll of `future`, and no store visible to anything else the
+    /// runtime and the set poll meanwhile.
+    ///
+    /// The stores are captured (one clone of each) when this is called.
+    /// Plain `block_on` called inside a [`scope`](crate::scope) lends the
+    /// scope's stores to every local task, and to every task of a
+    /// current-thread `rt` (see
+    /// [Driving a runtime inside a scope](self#driving-a-runtime-inside-a-scope));
+    /// this drives both under [`isolate`] instead, and
+    /// restores the captured stores in `future` only. Stores installed with
+    /// [`scope_local`](crate::scope_local) or
+    /// [`with_local_store`](crate::WithStore::with_local_store) are not
+    /// carried into `future`.
+    ///
+    /// # Panics
+    ///
+    /// As [`LocalSet::block_on`]: when called within an asynchronous
+    /// execution context, when the executor is at capacity, or when
+    /// `future` panics.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use async_local_storage::{get, scope, adapters::tokio::LocalSetExt};
+    ///
+    /// let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    /// let local = tokio::task::LocalSet::new();
+    /// let (own, plain) = scope(7u32, || {
+    ///     local.block_on_with_stores(&rt, async {
+    ///         let plain = tokio::task::spawn_local(async { get::<u32>() }); // tokio's own
+    ///         (get::<u32>(), plain.await.unwrap())
+    ///     })
+    /// });
+    /// assert_eq!(own, Some(7)); // the driven future keeps the caller's store
+    /// assert_eq!(plain, None); // the local task polled meanwhile sees none
+    /// ```
+    fn block_on_with_stores<F: Future>(&self, rt: &Runtime, future: F) -> F::Output;
 }
 
 impl LocalSetExt for LocalSet {
@@ -448,5 +638,15 @@ impl LocalSetExt for LocalSet {
         F::Output: 'static,
     {
         self.spawn_local(future.with_snapshot(Snapshot::capture()))
+    }
+
+    fn run_until_with_stores<F: Future>(&self, future: F) -> impl Future<Output = F::Output> {
+        self.run_until(future.with_snapshot(Snapshot::capture()))
+            .isolated()
+    }
+
+    fn block_on_with_stores<F: Future>(&self, rt: &Runtime, future: F) -> F::Output {
+        let snapshot = Snapshot::capture();
+        isolate(|| self.block_on(rt, future.with_snapshot(snapshot)))
     }
 }

@@ -83,6 +83,10 @@ timeout 120 cargo run --no-default-features --features custom-slot --example cus
 step "firmware on QEMU: scripts/mcu.sh"
 ./scripts/mcu.sh
 
+# ---- issue 16: the first hour (imports next to #[tokio::main], error messages) ----
+step "diagnostics: glob imports with every adapter on; the mistakes' errors name the fix"
+./scripts/diagnostics.sh
+
 # ---- examples (issue 6) ----
 # Build first, so the timeouts bound the runs, not the compilation.
 step "build the examples (batch, web_logger)"

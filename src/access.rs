@@ -2,6 +2,8 @@
 //! ([`scope`], [`scope_local`], [`exit`]).
 
 use crate::frame::{self, Hidden, Isolated, Node};
+use crate::markers::Carryable;
+use crate::StoreNotFound;
 
 /// Calls `f` with the innermost visible store of type `T`, or `None`
 /// (Node's `asyncLocalStorage.getStore()`, by reference).
@@ -51,6 +53,57 @@ pub fn get<T: Clone + 'static>() -> Option<T> {
     with(|value: Option<&T>| value.cloned())
 }
 
+/// Like [`get`], but says why nothing was found: the error names the type
+/// asked for and the types of the stores visible instead (or that there are
+/// none at all, with the usual causes). Use it where a missing store is a
+/// bug, with `?` or `expect`, to get a message that points at the fix.
+///
+/// It costs what [`get`] costs when the store is there; the error is built
+/// only on failure, without allocating.
+///
+/// # Errors
+///
+/// [`StoreNotFound`] when no store of type `T` is visible.
+///
+/// # Examples
+///
+/// ```
+/// use async_local_storage::{scope, try_get};
+///
+/// #[derive(Clone, Debug, PartialEq)]
+/// struct RequestId(u64);
+///
+/// assert_eq!(scope(RequestId(7), try_get::<RequestId>), Ok(RequestId(7)));
+///
+/// let err = try_get::<RequestId>().unwrap_err();
+/// assert!(err.to_string().contains("no store at all is visible here"));
+/// ```
+pub fn try_get<T: Clone + 'static>() -> Result<T, StoreNotFound> {
+    try_with(|value: &T| value.clone())
+}
+
+/// Like [`with`], but calls `f` only when the store is there, and says why
+/// otherwise (see [`try_get`]).
+///
+/// # Errors
+///
+/// [`StoreNotFound`] when no store of type `T` is visible.
+///
+/// # Examples
+///
+/// ```
+/// use async_local_storage::{scope, try_with};
+///
+/// let len = scope(String::from("tenant-a"), || try_with(|name: &String| name.len()));
+/// assert_eq!(len, Ok(8));
+/// ```
+pub fn try_with<T: 'static, R>(f: impl FnOnce(&T) -> R) -> Result<R, StoreNotFound> {
+    with(|value: Option<&T>| match value {
+        Some(value) => Ok(f(value)),
+        None => Err(StoreNotFound::here(core::any::type_name::<T>)),
+    })
+}
+
 /// Returns `true` if a store of type `T` is visible.
 ///
 /// # Examples
@@ -89,7 +142,7 @@ pub fn is_set<T: 'static>() -> bool {
 /// assert_eq!(scope(String::from("ada"), current_user).as_deref(), Some("ada"));
 /// assert_eq!(current_user(), None);
 /// ```
-pub fn scope<T: Clone + Send + 'static, R>(value: T, f: impl FnOnce() -> R) -> R {
+pub fn scope<T: Clone + Carryable + 'static, R>(value: T, f: impl FnOnce() -> R) -> R {
     Node::store(value).enter(f)
 }
 

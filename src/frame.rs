@@ -1,28 +1,55 @@
-//! Frames: the crate's one module of `unsafe` code outside the slot backends.
+//! Frames: the crate's one module of `unsafe` code outside the slot backends
+//! (with its submodule [`carry`], the snapshots' storage).
 //!
-//! A *frame* is a [`Header`] followed by a value, laid out as [`Node<T>`]. While
-//! a scope is entered, the slot (see [`crate::slot`]) points at its frame, and
-//! each frame points at the one that was current before it (`parent`). Reads
-//! walk that list from the innermost frame outwards and stop at the first
-//! header whose `TypeId` matches.
+//! A *frame* is a [`Header`] followed by a value, laid out as [`Node<T>`]. The
+//! header is two words: a `link` and a pointer to the per-type static
+//! [`Meta`] (the `TypeId` reads match and the frame's [`Kind`]). While a scope
+//! is entered, the slot (see [`crate::slot`]) points at its frame. Reads walk
+//! from the slot along the links and stop at the first header whose `TypeId`
+//! matches:
 //!
-//! # The invariant every `unsafe` block here relies on
+//! * a store or hiding frame links to the frame that was innermost when it
+//!   was entered;
+//! * a *jump* frame (`isolate`, `with_snapshot`) links to where reads
+//!   continue instead: null (nothing further is visible), or the first node
+//!   of a snapshot. Its own `TypeId` is private, so reads never stop at it.
 //!
-//! **(LIFO)** A pointer is written into the slot only by [`enter`] (and
-//! [`Snapshot`]'s `run`) and only for the duration of a closure call; a drop
-//! guard writes the previous value back before that call returns or unwinds.
-//! Frames are therefore published in strictly nested order on the thread (or,
-//! for the no_std backends, the core) that owns the slot, and every frame
-//! reachable from the slot belongs to a call that is still on that stack. The
-//! memory it points to cannot be moved, dropped or mutably borrowed until that
-//! call returns, because the call itself holds the `&mut` (or `&`) borrow of
-//! it. No API hands out a guard that could be leaked with `mem::forget`.
+//! So a read is one slot load, then per frame one load of the meta pointer,
+//! the `TypeId` compare and one load of the link, whatever the frame's kind.
 //!
-//! **(TYPE)** A header of kind [`Kind::Store`] whose `type_id` is
-//! `TypeId::of::<T>()` is always the first field of a `#[repr(C)] Node<T>`. Only
-//! the constructors in this module build headers, and they pair the two.
+//! # The invariants every `unsafe` block here relies on
 //!
-//! [`Snapshot`]: crate::Snapshot
+//! **(LIFO)** A pointer is written into the slot only by [`Node::enter`] and
+//! [`Captured::run`](carry::Captured::run), and only for the duration of a
+//! closure call; a drop guard writes the previous value back before that call
+//! returns or unwinds. Frames are therefore published in strictly nested
+//! order on the thread (or, for the no_std backends, the context) that owns
+//! the slot, and every frame reachable from the slot belongs to a call that is
+//! still on that stack. The memory it points to cannot be moved, dropped or
+//! mutably borrowed until that call returns, because the call itself holds the
+//! `&mut` (or `&`) borrow of it. No API hands out a guard that could be leaked
+//! with `mem::forget`.
+//!
+//! The one way around (LIFO) is a thread that never unwinds its stack: at
+//! `std::process::exit`, the C runtime runs the calling thread's TLS
+//! destructors while its scopes are still entered. A frame owned by a
+//! thread-local can then be destroyed while still reachable. Every frame
+//! owner therefore checks, when it is dropped, whether its frame is reachable
+//! from the slot, and if so unpublishes it and everything above it
+//! ([`Node::enter_to_drop`], [`carry::Captured`]'s `Drop`) before its memory
+//! goes away. The stack frames above it never resume (the thread is exiting),
+//! so nothing restores them.
+//!
+//! **(TYPE)** A header whose meta is of kind [`Kind::Store`] with
+//! `type_id == TypeId::of::<T>()` is always the first field of a
+//! `#[repr(C)] Node<T>`. Only the constructors in this module and in
+//! [`carry`] build headers, and they pair the two through [`MetaOf<T>`].
+//!
+//! **(LINK)** A frame's `link` is null or points to a frame that stays alive
+//! at least as long as the frame is reachable: the frame below it on the same
+//! stack (LIFO), or a node of a snapshot that the jump frame's owner holds
+//! (`Node<Snapshot>` owns its snapshot; [`carry::Captured`] relinks its nodes
+//! whenever it has moved since it last linked them, before publishing them).
 
 use core::any::TypeId;
 use core::fmt;
@@ -34,6 +61,9 @@ use core::ptr::NonNull;
 use pin_project_lite::pin_project;
 
 use crate::slot::imp;
+
+#[cfg(feature = "alloc")]
+pub(crate) mod carry;
 
 /// The address of the innermost entered frame, or null: what a slot holds.
 ///
@@ -99,10 +129,26 @@ impl FramePtr {
     /// The frame's address and header.
     #[inline]
     fn get<'a>(self) -> Option<(NonNull<Header>, &'a Header)> {
-        // SAFETY: (LIFO) a non-null `FramePtr` read from the slot, or from the
-        // parent/jump link of a frame reachable from it, points to a live
-        // header for as long as the caller's read runs on this thread.
+        // SAFETY: (LIFO, LINK) a non-null `FramePtr` read from the slot, or
+        // from the link of a frame reachable from it, points to a live header
+        // for as long as the caller's read runs on this thread.
         self.0.map(|ptr| (ptr, unsafe { ptr.as_ref() }))
+    }
+
+    fn of<T>(node: NonNull<Node<T>>) -> FramePtr {
+        FramePtr(Some(node.cast()))
+    }
+
+    /// Whether `target` is this frame or reachable from it along the links.
+    fn reaches(self, target: NonNull<Header>) -> bool {
+        let mut next = self;
+        while let Some((ptr, header)) = next.get() {
+            if ptr == target {
+                return true;
+            }
+            next = header.link;
+        }
+        false
     }
 }
 
@@ -112,12 +158,12 @@ impl fmt::Debug for FramePtr {
     }
 }
 
-/// The first field of every frame.
+/// The first field of every frame: two words.
 #[repr(C)]
 pub(crate) struct Header {
-    type_id: TypeId,
-    parent: FramePtr,
-    kind: Kind,
+    /// Where reads continue: see the module docs and (LINK).
+    link: FramePtr,
+    meta: &'static Meta,
 }
 
 impl fmt::Debug for Header {
@@ -126,20 +172,129 @@ impl fmt::Debug for Header {
     }
 }
 
+impl Header {
+    const fn new(meta: &'static Meta) -> Header {
+        Header {
+            link: FramePtr::NULL,
+            meta,
+        }
+    }
+}
+
+/// What the frames of one type and kind have in common; one `static` each.
+pub(crate) struct Meta {
+    /// Reads of this type stop at the frame.
+    type_id: TypeId,
+    kind: Kind,
+    /// `core::any::type_name` of that type, for diagnostics.
+    name: fn() -> &'static str,
+}
+
 #[derive(Clone, Copy)]
-enum Kind {
+pub(crate) enum Kind {
     /// A value of the type named by `type_id` follows the header.
     Store {
         /// How to copy it into a snapshot; `None` for local stores.
         #[cfg(feature = "alloc")]
-        carry: Option<&'static Carry>,
+        carry: Option<carry::Carry>,
     },
     /// `without_store`: reads of `type_id` stop here and find nothing.
     Hidden,
-    /// `with_snapshot` and `isolate`: reads continue at the given frame (a
-    /// snapshot's chain, or nothing), never below this one.
-    Jump(FramePtr),
+    /// `isolate`, `with_snapshot`: the link is where reads continue, and is
+    /// computed on entry from the frame's own value.
+    Jump(&'static Jump),
 }
+
+/// How a jump frame computes its link, and (with `tracing`) its span.
+pub(crate) struct Jump {
+    /// The link, from the node the header heads.
+    target: unsafe fn(NonNull<Header>) -> FramePtr,
+    /// The span to enter while the frame is entered, if any.
+    #[cfg(feature = "tracing")]
+    span: unsafe fn(NonNull<Header>) -> Option<NonNull<tracing::Span>>,
+}
+
+/// The value of a jump frame: [`Isolated`], [`Snapshot`](crate::Snapshot).
+///
+/// # Safety
+///
+/// (LINK) `target` returns null or a frame that stays alive, with current
+/// links, as long as `self` is neither moved nor dropped. The type must be
+/// zero-sized or a `Snapshot` (see [`may_jump`]), which `Node::jump` checks.
+pub(crate) unsafe trait JumpTarget: Sized + 'static {
+    /// Where reads continue inside the frame.
+    fn target(&self) -> FramePtr;
+
+    /// The span to enter while the frame is entered.
+    #[cfg(feature = "tracing")]
+    fn span(&self) -> Option<&tracing::Span> {
+        None
+    }
+}
+
+/// # Safety
+/// `header` heads a live `Node<T>`, with the provenance of the whole node.
+unsafe fn target_of<T: JumpTarget>(header: NonNull<Header>) -> FramePtr {
+    // SAFETY: guaranteed by the caller.
+    unsafe { header.cast::<Node<T>>().as_ref() }.value.target()
+}
+
+/// # Safety
+/// As for [`target_of`].
+#[cfg(feature = "tracing")]
+unsafe fn span_of<T: JumpTarget>(header: NonNull<Header>) -> Option<NonNull<tracing::Span>> {
+    // SAFETY: guaranteed by the caller.
+    let node = unsafe { header.cast::<Node<T>>().as_ref() };
+    node.value.span().map(NonNull::from)
+}
+
+impl<T: JumpTarget> MetaOf<T> {
+    const JUMP: Meta = Meta {
+        type_id: TypeId::of::<JumpMarker>(),
+        kind: Kind::Jump(&Jump {
+            target: target_of::<T>,
+            #[cfg(feature = "tracing")]
+            span: span_of::<T>,
+        }),
+        name: core::any::type_name::<T>,
+    };
+}
+
+/// The per-type statics.
+pub(crate) struct MetaOf<T: ?Sized>(PhantomData<fn() -> T>);
+
+impl<T: 'static> MetaOf<T> {
+    const LOCAL: Meta = Meta {
+        type_id: TypeId::of::<T>(),
+        kind: Kind::Store {
+            #[cfg(feature = "alloc")]
+            carry: None,
+        },
+        name: core::any::type_name::<T>,
+    };
+}
+
+impl<T: Clone + Send + 'static> MetaOf<T> {
+    pub(crate) const STORE: Meta = Meta {
+        type_id: TypeId::of::<T>(),
+        kind: Kind::Store {
+            #[cfg(feature = "alloc")]
+            carry: Some(carry::Carry::of::<T>()),
+        },
+        name: core::any::type_name::<T>,
+    };
+}
+
+impl<T: ?Sized + 'static> MetaOf<T> {
+    const HIDDEN: Meta = Meta {
+        type_id: TypeId::of::<T>(),
+        kind: Kind::Hidden,
+        name: core::any::type_name::<T>,
+    };
+}
+
+/// No store has this type: reads never stop at a jump frame.
+struct JumpMarker;
 
 /// A frame: header, then value.
 #[repr(C)]
@@ -152,7 +307,7 @@ pub(crate) struct Node<T> {
 /// or [`exit`](crate::exit): reads of `T` inside it find nothing.
 ///
 /// It holds no value; it only names the type that is hidden, so
-/// `Scoped<F, Hidden<T>>` is as large as `F`.
+/// `Scoped<F, Hidden<T>>` is as large as `F` plus the frame header.
 ///
 /// # Examples
 ///
@@ -170,17 +325,6 @@ impl<T: ?Sized + 'static> fmt::Debug for Hidden<T> {
     }
 }
 
-impl Header {
-    /// A header for frames that match reads of `K`.
-    fn new<K: ?Sized + 'static>(kind: Kind) -> Header {
-        Header {
-            type_id: TypeId::of::<K>(),
-            parent: FramePtr::NULL,
-            kind,
-        }
-    }
-}
-
 impl<T: 'static> Node<T> {
     /// A store that snapshots carry.
     pub(crate) fn store(value: T) -> Self
@@ -188,10 +332,7 @@ impl<T: 'static> Node<T> {
         T: Clone + Send,
     {
         Node {
-            header: Header::new::<T>(Kind::Store {
-                #[cfg(feature = "alloc")]
-                carry: Some(Carry::of::<T>()),
-            }),
+            header: Header::new(&MetaOf::<T>::STORE),
             value,
         }
     }
@@ -199,22 +340,18 @@ impl<T: 'static> Node<T> {
     /// A store that stays with the future that owns it.
     pub(crate) fn local(value: T) -> Self {
         Node {
-            header: Header::new::<T>(Kind::Store {
-                #[cfg(feature = "alloc")]
-                carry: None,
-            }),
+            header: Header::new(&MetaOf::<T>::LOCAL),
             value,
         }
     }
+}
 
-    /// A frame that makes reads continue in the chain starting at `top`, and
-    /// never further out. `top` must be null or belong to a `Chain` owned by
-    /// `value`, so that it lives exactly as long as the frame.
-    pub(crate) fn jump(value: T, top: FramePtr) -> Self {
-        /// No store has this type: reads never match a jump frame.
-        struct JumpMarker;
+impl<T: JumpTarget> Node<T> {
+    /// A jump frame: reads inside it continue at `value.target()`.
+    pub(crate) fn jump(value: T) -> Self {
+        const { assert!(may_jump::<T>(), "a jump frame's value must pass `may_jump`") };
         Node {
-            header: Header::new::<JumpMarker>(Kind::Jump(top)),
+            header: Header::new(&MetaOf::<T>::JUMP),
             value,
         }
     }
@@ -229,16 +366,99 @@ impl<T> Node<T> {
         self.value
     }
 
+    /// The jump data, when this is a jump frame. Only jump frames are
+    /// zero-sized or snapshots, so every other `T` skips the check at
+    /// compile time and the hot path of a store frame stays two writes.
+    #[inline(always)]
+    fn jump_kind(&self) -> Option<&'static Jump> {
+        if !may_jump::<T>() {
+            return None;
+        }
+        match self.header.meta.kind {
+            Kind::Jump(jump) => Some(jump),
+            _ => None,
+        }
+    }
+
     /// Runs `f` with this frame innermost.
+    #[inline]
     pub(crate) fn enter<R>(&mut self, f: impl FnOnce() -> R) -> R {
+        let jump = self.jump_kind();
+        let this = NonNull::from(&mut *self);
         let prev = imp::enter(|prev| {
             // The link is written before the frame is published, so a read
             // (even from an interrupt on the same core) never sees a stale one.
-            self.header.parent = prev;
-            FramePtr(Some(NonNull::from(&mut *self).cast::<Header>()))
+            Self::link(this, jump, prev);
+            FramePtr::of(this)
         });
         let _restore = Restore(prev);
+        #[cfg(feature = "tracing")]
+        let _span = jump.and_then(|jump| {
+            // SAFETY: (TYPE) the jump's own function for this node, which is
+            // alive and borrowed by this call.
+            unsafe { (jump.span)(this.cast()) }
+        });
+        #[cfg(feature = "tracing")]
+        // SAFETY: the span lives in the node's value, which this call
+        // borrows until `_entered` is dropped at its end.
+        let _entered = _span.map(|span| unsafe { span.as_ref() }.enter());
         f()
+    }
+
+    /// Like [`enter`](Self::enter), for a frame about to be destroyed: if it
+    /// is still reachable from the slot (only possible in the teardown of a
+    /// thread that never unwinds, see (LIFO)), it is unpublished first,
+    /// together with every frame above it, instead of being linked to itself.
+    pub(crate) fn enter_to_drop<R>(&mut self, f: impl FnOnce() -> R) -> R {
+        let jump = self.jump_kind();
+        let this = NonNull::from(&mut *self);
+        let mut below = FramePtr::NULL;
+        imp::enter(|prev| {
+            below = if prev.reaches(this.cast()) {
+                match jump {
+                    // What was below a jump frame is not recorded: drop
+                    // every frame, which leaves nothing dangling.
+                    Some(_) => FramePtr::NULL,
+                    // SAFETY: (LIFO) the node is alive (we are dropping it),
+                    // and its link was written when it was entered.
+                    None => unsafe { this.cast::<Header>().as_ref() }.link,
+                }
+            } else {
+                prev
+            };
+            Self::link(this, jump, below);
+            FramePtr::of(this)
+        });
+        let _restore = Restore(below);
+        f()
+    }
+
+    /// Writes the link of the frame at `this` for entry above `prev`.
+    #[inline(always)]
+    fn link(this: NonNull<Self>, jump: Option<&'static Jump>, prev: FramePtr) {
+        let link = match jump {
+            // SAFETY: (TYPE) the jump's own function for this node, which the
+            // caller borrows mutably.
+            Some(jump) => unsafe { (jump.target)(this.cast()) },
+            None => prev,
+        };
+        // SAFETY: `this` comes from the caller's `&mut self`, and nothing
+        // else refers to the node until it is published.
+        unsafe { (*this.as_ptr()).header.link = link };
+    }
+}
+
+/// Whether a `Node<T>` can be a jump frame: isolating frames hold a
+/// zero-sized value, snapshot frames a `Snapshot`.
+const fn may_jump<T>() -> bool {
+    let size = core::mem::size_of::<T>();
+    #[cfg(feature = "alloc")]
+    {
+        size == 0 || size == core::mem::size_of::<crate::Snapshot>()
+    }
+    #[cfg(not(feature = "alloc"))]
+    {
+        size == 0
     }
 }
 
@@ -256,10 +476,17 @@ impl<T> Node<T> {
 #[derive(Debug)]
 pub struct Isolated(());
 
+// SAFETY: (LINK) null: nothing further out is visible; zero-sized.
+unsafe impl JumpTarget for Isolated {
+    fn target(&self) -> FramePtr {
+        FramePtr::NULL
+    }
+}
+
 impl Node<Isolated> {
     /// A frame below which nothing is visible.
     pub(crate) fn isolated() -> Self {
-        Node::jump(Isolated(()), FramePtr::NULL)
+        Node::jump(Isolated(()))
     }
 }
 
@@ -267,7 +494,7 @@ impl<T: ?Sized + 'static> Node<Hidden<T>> {
     /// A frame that hides `T`.
     pub(crate) fn hidden() -> Self {
         Node {
-            header: Header::new::<T>(Kind::Hidden),
+            header: Header::new(&MetaOf::<T>::HIDDEN),
             value: Hidden(PhantomData),
         }
     }
@@ -284,25 +511,58 @@ impl Drop for Restore {
 }
 
 /// Calls `f` with the innermost visible store of type `T`.
+#[inline]
 pub(crate) fn with<T: 'static, R>(f: impl FnOnce(Option<&T>) -> R) -> R {
     let wanted = TypeId::of::<T>();
     let mut next = imp::get();
     while let Some((ptr, header)) = next.get() {
-        next = match header.kind {
-            Kind::Jump(chain) => chain,
-            _ if header.type_id != wanted => header.parent,
-            Kind::Hidden => break,
-            Kind::Store { .. } => {
+        if header.meta.type_id == wanted {
+            if let Kind::Store { .. } = header.meta.kind {
                 // SAFETY: (TYPE) a `Store` header for `T` heads a `Node<T>`,
                 // and `ptr` came from the slot or a link with the provenance
                 // of the whole node. (LIFO) the node outlives this call, and
-                // nothing writes to it meanwhile: its owner is blocked in
-                // `enter` further up this stack.
+                // nothing writes to its value meanwhile: its owner is blocked
+                // in `enter` further up this stack.
                 return f(Some(unsafe { &ptr.cast::<Node<T>>().as_ref().value }));
             }
-        };
+            // Hidden. (A jump frame's `TypeId` is private: never `T`.)
+            break;
+        }
+        next = header.link;
     }
     f(None)
+}
+
+/// Calls `each` with the type name of every store visible now, innermost
+/// first, each type once (shadowed and hidden ones left out), for
+/// diagnostics. Names only: never a value.
+pub(crate) fn visible_type_names(mut each: impl FnMut(fn() -> &'static str)) {
+    let top = imp::get();
+    let mut next = top;
+    while let Some((ptr, header)) = next.get() {
+        next = header.link;
+        if let Kind::Store { .. } = header.meta.kind {
+            if !shadowed(top, ptr, header.meta.type_id) {
+                each(header.meta.name);
+            }
+        }
+    }
+}
+
+/// Whether a frame with `type_id` comes before `until` on the walk from
+/// `from`: a store or hiding frame there shadows the one at `until`.
+fn shadowed(from: FramePtr, until: NonNull<Header>, type_id: TypeId) -> bool {
+    let mut next = from;
+    while let Some((ptr, header)) = next.get() {
+        if ptr == until {
+            return false;
+        }
+        if header.meta.type_id == type_id {
+            return true;
+        }
+        next = header.link;
+    }
+    false
 }
 
 pin_project! {
@@ -320,7 +580,7 @@ pin_project! {
         fn drop(this: Pin<&mut Self>) {
             let this = this.project();
             let inner = this.inner;
-            this.node.enter(|| {
+            this.node.enter_to_drop(|| {
                 // SAFETY: `inner` is dropped exactly once, here, and is never
                 // touched again: this is the destructor. Dropping in place
                 // keeps the pinning promise.
@@ -339,6 +599,7 @@ impl<F, T> Framed<F, T> {
     }
 
     /// Calls `f` on the pinned inner value with the frame entered.
+    #[inline]
     pub(crate) fn enter<R>(self: Pin<&mut Self>, f: impl FnOnce(Pin<&mut F>) -> R) -> R {
         let this = self.project();
         let inner = Self::pin_inner(this.inner);
@@ -379,186 +640,5 @@ impl<F, T> Framed<F, T> {
         // moved out of it while pinned (only `into_parts`, which takes the
         // unpinned `self`, moves it), so the projection is structural.
         unsafe { inner.map_unchecked_mut(|inner| &mut **inner) }
-    }
-}
-
-#[cfg(feature = "alloc")]
-pub(crate) use carry::{capture, Carry, Chain};
-
-#[cfg(feature = "alloc")]
-mod carry {
-    //! Owned copies of frames, for snapshots.
-
-    extern crate alloc;
-
-    use alloc::boxed::Box;
-    use alloc::vec::Vec;
-    use core::any::TypeId;
-    use core::cell::Cell;
-    use core::marker::PhantomData;
-    use core::ptr::NonNull;
-
-    use super::{imp, FramePtr, Header, Kind, Node, Restore};
-
-    /// How to copy a `Node<T>` to the heap and free it again.
-    pub(crate) struct Carry {
-        /// Boxes a clone of the node behind `header`.
-        clone: unsafe fn(NonNull<Header>) -> NonNull<Header>,
-        /// Frees a node made by `clone`.
-        free: unsafe fn(NonNull<Header>),
-    }
-
-    struct CarryOf<T>(PhantomData<T>);
-
-    impl<T: Clone + Send + 'static> CarryOf<T> {
-        const CARRY: Carry = Carry {
-            clone: clone_node::<T>,
-            free: free_node::<T>,
-        };
-    }
-
-    impl Carry {
-        pub(crate) fn of<T: Clone + Send + 'static>() -> &'static Carry {
-            &CarryOf::<T>::CARRY
-        }
-    }
-
-    /// # Safety
-    /// `header` heads a live `Node<T>` whose kind is `Store`, and carries
-    /// the provenance of the whole node.
-    unsafe fn clone_node<T: Clone + Send + 'static>(header: NonNull<Header>) -> NonNull<Header> {
-        // SAFETY: (TYPE) guaranteed by the caller.
-        let node = unsafe { header.cast::<Node<T>>().as_ref() };
-        let copy = Box::new(Node::store(node.value.clone()));
-        NonNull::from(Box::leak(copy)).cast()
-    }
-
-    /// # Safety
-    /// `header` came from `clone_node::<T>` and is freed once.
-    unsafe fn free_node<T>(header: NonNull<Header>) {
-        // SAFETY: the pointer is the `Box<Node<T>>` leaked by `clone_node`,
-        // with the provenance of the whole allocation.
-        drop(unsafe { Box::from_raw(header.cast::<Node<T>>().as_ptr()) });
-    }
-
-    /// A list of heap frames, innermost first, ending in null.
-    ///
-    /// It owns every node in it. Each node holds a `T: Send` (only such types
-    /// get a `Carry`), so the chain may move between threads; it is not
-    /// `Sync`, because a `T` need not be.
-    pub(crate) struct Chain {
-        top: FramePtr,
-        _not_sync: PhantomData<Cell<()>>,
-    }
-
-    impl Chain {
-        const EMPTY: Chain = Chain {
-            top: FramePtr::NULL,
-            _not_sync: PhantomData,
-        };
-
-        pub(crate) fn empty() -> Chain {
-            Chain::EMPTY
-        }
-
-        pub(crate) fn top(&self) -> FramePtr {
-            self.top
-        }
-
-        pub(crate) fn len(&self) -> usize {
-            let mut len = 0;
-            let mut next = self.top;
-            while let Some((_, header)) = next.get() {
-                len += 1;
-                next = header.parent;
-            }
-            len
-        }
-
-        /// Runs `f` with exactly this chain visible.
-        pub(crate) fn run<R>(&self, f: impl FnOnce() -> R) -> R {
-            let prev = imp::enter(|_| self.top);
-            let _restore = Restore(prev);
-            f()
-        }
-
-        /// Appends a node at the outer end; `tail` tracks that end.
-        fn push(&mut self, tail: &mut FramePtr, node: NonNull<Header>) {
-            let node = FramePtr(Some(node));
-            match tail.0 {
-                // SAFETY: `tail` is the last node of this chain, which this
-                // chain owns exclusively; nothing else refers to it yet.
-                Some(last) => unsafe { (*last.as_ptr()).parent = node },
-                None => self.top = node,
-            }
-            *tail = node;
-        }
-
-        fn contains(&self, type_id: TypeId) -> bool {
-            let mut next = self.top;
-            while let Some((_, header)) = next.get() {
-                if header.type_id == type_id {
-                    return true;
-                }
-                next = header.parent;
-            }
-            false
-        }
-    }
-
-    /// Copies every store visible now that can be carried.
-    pub(crate) fn capture() -> Chain {
-        collect(imp::get())
-    }
-
-    fn collect(from: FramePtr) -> Chain {
-        let mut chain = Chain::empty();
-        let mut tail = FramePtr::NULL;
-        // Types seen but not carried (hidden, or local stores): they shadow
-        // anything further out. Stays empty, and unallocated, in the usual case.
-        let mut blocked: Vec<TypeId> = Vec::new();
-        let mut next = from;
-        while let Some((ptr, header)) = next.get() {
-            next = header.parent;
-            let carry = match header.kind {
-                Kind::Jump(inner) => {
-                    next = inner;
-                    continue;
-                }
-                Kind::Hidden => None,
-                Kind::Store { carry } => carry,
-            };
-            if chain.contains(header.type_id) || blocked.contains(&header.type_id) {
-                continue;
-            }
-            match carry {
-                // SAFETY: `carry` belongs to this `Store` header (TYPE), and
-                // the node is live (LIFO).
-                Some(carry) => chain.push(&mut tail, unsafe { (carry.clone)(ptr) }),
-                None => blocked.push(header.type_id),
-            }
-        }
-        chain
-    }
-
-    impl Clone for Chain {
-        fn clone(&self) -> Chain {
-            collect(self.top)
-        }
-    }
-
-    impl Drop for Chain {
-        fn drop(&mut self) {
-            let mut next = self.top;
-            while let Some((ptr, header)) = next.get() {
-                next = header.parent;
-                if let Kind::Store { carry: Some(carry) } = header.kind {
-                    // SAFETY: every node of a chain was made by its `Carry`'s
-                    // `clone` and is owned by this chain alone; it is freed
-                    // once, after its link was read.
-                    unsafe { (carry.free)(ptr) }
-                }
-            }
-        }
     }
 }

@@ -63,7 +63,11 @@
 extern crate std;
 
 mod access;
+#[cfg(feature = "alloc")]
+mod bind;
 mod frame;
+pub mod markers;
+mod not_found;
 mod scoped;
 pub mod slot;
 #[cfg(feature = "alloc")]
@@ -80,8 +84,9 @@ pub mod adapters;
 
 pub mod prelude;
 
-pub use access::{exit, get, is_set, isolate, scope, scope_local, with};
+pub use access::{exit, get, is_set, isolate, scope, scope_local, try_get, try_with, with};
 pub use frame::{FramePtr, Hidden, Isolated};
+pub use not_found::StoreNotFound;
 pub use scoped::{Scoped, WithStore};
 #[cfg(feature = "custom-slot")]
 pub use slot::Slot;

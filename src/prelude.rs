@@ -15,4 +15,7 @@
 
 #[cfg(feature = "alloc")]
 pub use crate::Snapshot;
-pub use crate::{exit, get, is_set, isolate, scope, scope_local, with, WithStore};
+pub use crate::{
+    exit, get, is_set, isolate, scope, scope_local, try_get, try_with, with, StoreNotFound,
+    WithStore,
+};

@@ -9,6 +9,7 @@ use futures_core::{FusedFuture, FusedStream, Stream};
 use pin_project_lite::pin_project;
 
 use crate::frame::{Framed, Hidden, Isolated, Node};
+use crate::markers::{Carryable, ScopedFuture, ScopedStream};
 
 pin_project! {
     /// A future or stream that runs with a store installed: the value of
@@ -21,8 +22,9 @@ pin_project! {
     /// Polling costs a few thread-local writes more than polling `F`:
     /// the value is never moved or copied, whatever its size, and nothing is
     /// allocated. `size_of::<Scoped<F, T>>()` is the size of `F` plus `T`
-    /// plus a small header (a `TypeId`, a link and a tag: 40 bytes on
-    /// 64-bit targets), rounded up to alignment.
+    /// plus a two-word header (a link and a pointer to per-type static data:
+    /// 16 bytes on 64-bit targets); `F`, and the header with `T`, are each
+    /// rounded up to their alignment.
     ///
     /// `Scoped<F, T>` is `Send` exactly when `F` and `T` are, `Sync` when
     /// both are, and `Unpin` when `F` is.
@@ -146,7 +148,7 @@ impl<F, T> Scoped<F, T> {
     }
 }
 
-impl<F: Future, T> Future for Scoped<F, T> {
+impl<F: ScopedFuture, T> Future for Scoped<F, T> {
     type Output = F::Output;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
@@ -160,7 +162,7 @@ impl<F: FusedFuture, T> FusedFuture for Scoped<F, T> {
     }
 }
 
-impl<F: Stream, T> Stream for Scoped<F, T> {
+impl<F: ScopedStream, T> Stream for Scoped<F, T> {
     type Item = F::Item;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<F::Item>> {
@@ -258,7 +260,7 @@ pub trait WithStore: Sized {
     /// futures::executor::block_on(async { log("a"); log("b") }.with_store(lines.clone()));
     /// assert_eq!(*lines.0.lock().unwrap(), ["a", "b"]);
     /// ```
-    fn with_store<T: Clone + Send + 'static>(self, value: T) -> Scoped<Self, T> {
+    fn with_store<T: Clone + Carryable + 'static>(self, value: T) -> Scoped<Self, T> {
         Scoped::new(self, Node::store(value))
     }
 

@@ -1,6 +1,7 @@
 //! The async-std adapter on async-std's global runtime: stores at every
 //! poll, migration between executor threads, isolation, inheritance through
-//! the adapter (and not through async-std's own spawn), cancellation, panics.
+//! the adapter (and not through async-std's own spawn), cancellation, panics,
+//! the runtime driven inside a scope.
 
 mod common;
 
@@ -17,10 +18,11 @@ use async_std::io::{ReadExt, WriteExt};
 use async_std::net::{TcpListener, TcpStream};
 use async_std::task::{self, block_on, yield_now, Builder, JoinHandle};
 use common::runtime::{
-    a_task_moves_between_threads, checked, each_task_sees_its_own_store, fed_by_a_plain_task,
-    loopback_echo, migrating_tasks, next_drop, panicking_task, panicking_tasks, probe_the_threads,
-    stores_are_captured_at_spawn, thousands_of_tasks, yields_and_timers, Checks, DropProbe,
-    RuntimeUnderTest, Seen, TaskId, PATIENCE, WORKERS,
+    a_task_moves_between_threads, background, checked, driven, each_task_sees_its_own_store,
+    fed_by_a_plain_task, look, loopback_echo, migrating_tasks, next_drop, panicking_task,
+    panicking_tasks, probe_the_threads, stores_are_captured_at_spawn, thousands_of_tasks,
+    yields_and_timers, Checks, DropProbe, RuntimeUnderTest, Seen, Sightings, TaskId, PATIENCE,
+    WORKERS,
 };
 use futures::FutureExt;
 
@@ -314,5 +316,45 @@ fn a_panicking_task_leaves_nothing_behind_on_the_executor_threads() {
         // The runtime keeps working, stores and all.
         each_task_sees_its_own_store(&AsyncStd).await;
     });
+    assert!(Snapshot::capture().is_empty());
+}
+
+// ---- 7. the runtime driven inside a scope ----
+
+/// async-std's own `spawn_local` of a [`look`], during a drive.
+fn locally_spawned() -> JoinHandle<[Option<TaskId>; 2]> {
+    task::spawn_local(look::<AsyncStd>())
+}
+
+#[test]
+fn plain_block_on_inside_a_scope_lends_the_store_to_every_local_task() {
+    // The documented hazard, which the adapter's `block_on` exists for.
+    init();
+    let (job, report) = background::<AsyncStd>();
+    task::spawn_local(job);
+    let drive = scope(TaskId(1), || block_on(driven(report, locally_spawned)));
+    assert_eq!(drive, Sightings::leaked(TaskId(1)));
+}
+
+#[test]
+fn the_adapters_block_on_keeps_the_store_to_the_driven_future() {
+    init();
+    let (job, report) = background::<AsyncStd>();
+    task::spawn_local(job);
+    let drive = scope(TaskId(1), || als::block_on(driven(report, locally_spawned)));
+    assert_eq!(drive, Sightings::isolated(TaskId(1)));
+
+    // Tasks on the executor threads see nothing either way.
+    let (job, report) = background::<AsyncStd>();
+    task::spawn(job);
+    let drive = scope(TaskId(2), || {
+        als::block_on(driven(report, || task::spawn(look::<AsyncStd>())))
+    });
+    assert_eq!(drive, Sightings::isolated(TaskId(2)));
+
+    // Local stores are not carried into the driven future.
+    let seen =
+        async_local_storage::scope_local(TaskId(3), || als::block_on(async { get::<TaskId>() }));
+    assert_eq!(seen, None);
     assert!(Snapshot::capture().is_empty());
 }

@@ -13,7 +13,7 @@ use std::task::{Context, Poll};
 
 #[cfg(feature = "alloc")]
 use async_local_storage::Snapshot;
-use async_local_storage::{get, Hidden, Scoped, WithStore};
+use async_local_storage::{get, Hidden, Isolated, Scoped, WithStore};
 use common::{poll_once, yield_now, RequestId};
 
 fn assert_send<T: Send>() {}
@@ -75,21 +75,42 @@ fn overhead<F, T>() -> usize {
 }
 
 #[test]
-fn size_is_future_plus_value_plus_a_fixed_header() {
-    // The header: a TypeId, a link and a tag (40 bytes on 64-bit targets).
-    let header = 5 * size_of::<usize>();
+fn size_is_future_plus_value_plus_a_two_word_header() {
+    // The header: a link and a pointer to per-type static data (16 bytes on
+    // 64-bit targets).
+    let header = 2 * size_of::<usize>();
+    if cfg!(target_pointer_width = "64") {
+        assert_eq!(header, 16);
+    }
     // Word-aligned parts: exactly the header, whatever the value's size.
     assert_eq!(overhead::<Ready<u64>, u64>(), header);
     assert_eq!(overhead::<Ready<u64>, [u64; 512]>(), header);
     assert_eq!(overhead::<Ready<[u64; 8]>, String>(), header);
-    // Otherwise only alignment padding is added.
-    assert!(overhead::<Ready<()>, [u8; 4096]>() < header + 2 * size_of::<usize>());
-    assert!(overhead::<Ready<u8>, u8>() < header + 2 * size_of::<usize>());
-    // A hiding frame carries no value.
+    // Otherwise only alignment padding is added: the future, then the
+    // header and the value, each rounded up to the word alignment (the value
+    // sits at a fixed offset after its header, whatever the future).
+    let round = |n: usize| n.div_ceil(size_of::<usize>()) * size_of::<usize>();
+    assert_eq!(
+        size_of::<Scoped<Ready<()>, [u8; 4096]>>(),
+        round(1) + round(header + 4096)
+    );
+    assert_eq!(
+        size_of::<Scoped<Ready<u8>, u8>>(),
+        round(2) + round(header + 1)
+    );
+    // A hiding frame and an isolating frame carry no value.
     assert_eq!(
         size_of::<Scoped<Ready<u64>, Hidden<[u8; 4096]>>>(),
         size_of::<Ready<u64>>() + header
     );
+    assert_eq!(
+        size_of::<Scoped<Ready<u64>, Isolated>>(),
+        size_of::<Ready<u64>>() + header
+    );
+    // A snapshot frame: the snapshot, which holds its stores inline, plus
+    // the same header.
+    #[cfg(feature = "alloc")]
+    assert_eq!(overhead::<Ready<u64>, Snapshot>(), header);
 }
 
 /// An `Unpin` future that is Pending twice and records what each poll sees.

@@ -1,7 +1,8 @@
 //! The smol adapter on smol's global executor, on multi-threaded
 //! `Executor`s and on `LocalExecutor`s: stores at every poll, migration
 //! between threads, isolation, inheritance through the adapter (and not
-//! through smol's own spawn), cancellation, panics.
+//! through smol's own spawn), cancellation, panics, executors driven inside
+//! a scope.
 
 mod common;
 
@@ -15,9 +16,10 @@ use std::time::{Duration, Instant};
 use async_local_storage::adapters::smol::{self as als, ExecutorExt, LocalExecutorExt};
 use async_local_storage::{get, is_set, scope, Snapshot, WithStore};
 use common::runtime::{
-    a_task_moves_between_threads, checked, fed_by_a_plain_task, loopback_echo, migrating_tasks,
-    next_drop, panicking_task, stores_are_captured_at_spawn, thousands_of_tasks, yields_and_timers,
-    BetweenPolls, Checks, DropProbe, RuntimeUnderTest, Seen, TaskId, PATIENCE, WORKERS,
+    a_task_moves_between_threads, background, checked, driven, fed_by_a_plain_task, look,
+    loopback_echo, migrating_tasks, next_drop, panicking_task, stores_are_captured_at_spawn,
+    thousands_of_tasks, yields_and_timers, BetweenPolls, Checks, DropProbe, RuntimeUnderTest, Seen,
+    Sightings, TaskId, PATIENCE, WORKERS,
 };
 use futures::FutureExt;
 use smol::future::{self as lite, yield_now};
@@ -466,5 +468,102 @@ fn a_panicking_task_leaves_nothing_behind_on_the_executor_threads() {
     });
     let (_, between) = pool.shut_down();
     between.assert_clean();
+    assert!(Snapshot::capture().is_empty());
+}
+
+// ---- 7. executors driven inside a scope ----
+
+/// `ex`'s own spawn of a [`look`], during a drive.
+fn spawned_on<'a>(ex: &'a Executor<'static>) -> impl FnOnce() -> Task<[Option<TaskId>; 2]> + 'a {
+    move || ex.spawn(look::<Smol<'static>>())
+}
+
+/// `ex`'s own spawn of a [`look`], during a drive.
+fn spawned_on_local<'a>(
+    ex: &'a LocalExecutor<'static>,
+) -> impl FnOnce() -> Task<[Option<TaskId>; 2]> + 'a {
+    move || ex.spawn(look::<Smol<'static>>())
+}
+
+#[test]
+fn plain_run_inside_a_scope_lends_the_store_to_every_task() {
+    // The documented hazard, which `run_with_stores` exists for.
+    let ex = Executor::new();
+    let (task, report) = background::<Smol>();
+    ex.spawn(task).detach();
+    let drive = scope(TaskId(1), || {
+        block_on(ex.run(driven(report, spawned_on(&ex))))
+    });
+    assert_eq!(drive, Sightings::leaked(TaskId(1)));
+
+    let local = LocalExecutor::new();
+    let (task, report) = background::<Smol>();
+    local.spawn(task).detach();
+    let fut = async { local.run(driven(report, spawned_on_local(&local))).await };
+    let drive = block_on(fut.with_store(TaskId(2)));
+    assert_eq!(drive, Sightings::leaked(TaskId(2)));
+
+    // The adapter's `block_on` carries the stores into the `run` future it
+    // is given, so it does not help here (as documented).
+    let (task, report) = background::<Smol>();
+    local.spawn(task).detach();
+    let drive = scope(TaskId(3), || {
+        als::block_on(local.run(driven(report, spawned_on_local(&local))))
+    });
+    assert_eq!(drive, Sightings::leaked(TaskId(3)));
+}
+
+#[test]
+fn run_with_stores_keeps_the_store_to_the_driven_future() {
+    let ex = Executor::new();
+    let local = LocalExecutor::new();
+
+    // Driven inside a scope, by smol's `block_on` and by the adapter's.
+    let (task, report) = background::<Smol>();
+    ex.spawn(task).detach();
+    let drive = scope(TaskId(1), || {
+        block_on(ex.run_with_stores(driven(report, spawned_on(&ex))))
+    });
+    assert_eq!(drive, Sightings::isolated(TaskId(1)));
+    let (task, report) = background::<Smol>();
+    local.spawn(task).detach();
+    let drive = scope(TaskId(2), || {
+        als::block_on(local.run_with_stores(driven(report, spawned_on_local(&local))))
+    });
+    assert_eq!(drive, Sightings::isolated(TaskId(2)));
+
+    // Awaited inside a future that has a store.
+    let (task, report) = background::<Smol>();
+    ex.spawn(task).detach();
+    let fut = async { ex.run_with_stores(driven(report, spawned_on(&ex))).await };
+    assert_eq!(
+        block_on(fut.with_store(TaskId(3))),
+        Sightings::isolated(TaskId(3))
+    );
+    let (task, report) = background::<Smol>();
+    local.spawn(task).detach();
+    let fut = async {
+        local
+            .run_with_stores(driven(report, spawned_on_local(&local)))
+            .await
+    };
+    assert_eq!(
+        block_on(fut.with_store(TaskId(4))),
+        Sightings::isolated(TaskId(4))
+    );
+    assert!(Snapshot::capture().is_empty());
+}
+
+#[test]
+fn the_adapters_block_on_carries_the_callers_stores_but_not_local_ones() {
+    // smol's `block_on` runs no task: the one future sees the caller's stores...
+    assert_eq!(
+        scope(TaskId(1), || als::block_on(async { get::<TaskId>() })),
+        Some(TaskId(1))
+    );
+    // ...except local ones, which a `Snapshot` does not carry.
+    let seen =
+        async_local_storage::scope_local(TaskId(2), || als::block_on(async { get::<TaskId>() }));
+    assert_eq!(seen, None);
     assert!(Snapshot::capture().is_empty());
 }

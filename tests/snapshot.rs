@@ -156,3 +156,71 @@ fn bind_runs_the_closure_with_the_stores_of_the_bind_site() {
     let seen = scope(User("caller"), job);
     assert_eq!(seen, (Some(RequestId(5)), None));
 }
+
+/// A store whose `Drop` panics must not stop a snapshot's drop half-way:
+/// every other store is still dropped (issue 13), as `Vec` does.
+#[test]
+fn a_panicking_store_drop_leaks_nothing() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    static DROPS: AtomicUsize = AtomicUsize::new(0);
+
+    /// Only copies (the snapshot's) panic when dropped, not the original.
+    struct PanicsOnDrop(bool);
+    impl Clone for PanicsOnDrop {
+        fn clone(&self) -> Self {
+            PanicsOnDrop(true)
+        }
+    }
+    impl Drop for PanicsOnDrop {
+        fn drop(&mut self) {
+            DROPS.fetch_add(1, Ordering::SeqCst);
+            if self.0 {
+                panic!("store drop failed");
+            }
+        }
+    }
+    #[derive(Clone)]
+    struct Counted(#[allow(dead_code)] Arc<()>);
+    #[derive(Clone)]
+    struct Outer(#[allow(dead_code)] Arc<()>);
+
+    let inner = Arc::new(());
+    let outer = Arc::new(());
+    for big in [false, true] {
+        DROPS.store(0, Ordering::SeqCst);
+        // Innermost first: Counted, then PanicsOnDrop, then Outer (and a
+        // large store to force the heap buffer in the second round).
+        let snapshot = scope(Outer(outer.clone()), || {
+            scope([0u8; 200], || {
+                scope(PanicsOnDrop(false), || {
+                    scope(Counted(inner.clone()), || {
+                        if big {
+                            Snapshot::capture()
+                        } else {
+                            exit::<[u8; 200], _>(Snapshot::capture)
+                        }
+                    })
+                })
+            })
+        });
+        assert_eq!(snapshot.len(), if big { 4 } else { 3 });
+        assert_eq!(Arc::strong_count(&inner), 2);
+        assert_eq!(Arc::strong_count(&outer), 2);
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(snapshot)));
+        assert!(result.is_err(), "the store's drop panicked");
+        assert_eq!(
+            Arc::strong_count(&inner),
+            1,
+            "the store inside the panicking one"
+        );
+        assert_eq!(
+            Arc::strong_count(&outer),
+            1,
+            "the store outside the panicking one"
+        );
+        assert_eq!(DROPS.load(Ordering::SeqCst), 2, "the original and the copy");
+        assert!(get::<Outer>().is_none());
+    }
+}

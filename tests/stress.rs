@@ -418,7 +418,7 @@ fn relay_task(
         while let Some(request) = inbox.next().await {
             stats.verify(&expect, "relay");
             served += 1;
-            if served % 3 == 0 {
+            if served.is_multiple_of(3) {
                 yield_now().await;
             }
             let _ = request.reply.send(get::<TaskId>());

@@ -1,7 +1,7 @@
 //! The tokio adapter on tokio's own runtimes (current-thread and
 //! multi-thread): stores at every poll, migration between workers,
 //! isolation, inheritance through the adapter (and not through tokio's own
-//! spawn), cancellation, panics.
+//! spawn), cancellation, panics, runtimes driven inside a scope.
 
 mod common;
 
@@ -14,10 +14,11 @@ use std::time::Duration;
 use async_local_storage::adapters::tokio::{self as als, HandleExt, JoinSetExt, LocalSetExt};
 use async_local_storage::{get, is_set, scope, Snapshot, WithStore};
 use common::runtime::{
-    a_task_moves_between_threads, checked, each_task_sees_its_own_store, fed_by_a_plain_task,
-    loopback_echo, migrating_tasks, next_drop, panicking_task, panicking_tasks, probe_the_threads,
-    stores_are_captured_at_spawn, thousands_of_tasks, yields_and_timers, BetweenPolls, Checks,
-    DropProbe, RuntimeUnderTest, Seen, TaskId, PATIENCE, WORKERS,
+    a_task_moves_between_threads, background, checked, driven, each_task_sees_its_own_store,
+    fed_by_a_plain_task, look, loopback_echo, migrating_tasks, next_drop, panicking_task,
+    panicking_tasks, probe_the_threads, stores_are_captured_at_spawn, thousands_of_tasks,
+    yields_and_timers, BetweenPolls, Checks, DropProbe, RuntimeUnderTest, Seen, Sightings, TaskId,
+    PATIENCE, WORKERS,
 };
 use futures::future::Map;
 use futures::FutureExt;
@@ -461,5 +462,117 @@ fn a_panicking_task_leaves_nothing_behind_multi_thread() {
     });
     drop(rt);
     between.assert_clean();
+    assert!(Snapshot::capture().is_empty());
+}
+
+// ---- 7. runtimes driven inside a scope ----
+
+/// tokio's own spawn of a [`look`], during a drive.
+fn tokio_spawned() -> impl Future<Output = [Option<TaskId>; 2]> {
+    tokio::spawn(look::<Tokio>()).map(Result::unwrap)
+}
+
+/// tokio's own `spawn_local` of a [`look`], during a drive.
+fn locally_spawned() -> impl Future<Output = [Option<TaskId>; 2]> {
+    tokio::task::spawn_local(look::<Tokio>()).map(Result::unwrap)
+}
+
+#[test]
+fn plain_block_on_inside_a_scope_lends_the_store_to_every_task() {
+    // The documented hazard, which `block_on_with_stores` exists for.
+    let rt = current_thread();
+    let (task, report) = background::<Tokio>();
+    rt.spawn(task);
+    let drive = scope(TaskId(1), || rt.block_on(driven(report, tokio_spawned)));
+    assert_eq!(drive, Sightings::leaked(TaskId(1)));
+}
+
+#[test]
+fn block_on_with_stores_keeps_the_store_to_the_driven_future() {
+    // Current-thread: the runtime polls every task inside `block_on`.
+    let rt = current_thread();
+    let (task, report) = background::<Tokio>();
+    rt.spawn(task);
+    let drive = scope(TaskId(1), || {
+        rt.block_on_with_stores(driven(report, tokio_spawned))
+    });
+    assert_eq!(drive, Sightings::isolated(TaskId(1)));
+    assert!(Snapshot::capture().is_empty());
+
+    // Multi-thread, through the `Runtime` and through a `Handle`.
+    let rt = multi_thread();
+    for through_handle in [false, true] {
+        let (task, report) = background::<Tokio>();
+        rt.spawn(task);
+        let fut = driven(report, tokio_spawned);
+        let drive = scope(TaskId(2), || {
+            if through_handle {
+                rt.handle().block_on_with_stores(fut)
+            } else {
+                rt.block_on_with_stores(fut)
+            }
+        });
+        assert_eq!(drive, Sightings::isolated(TaskId(2)));
+    }
+
+    // Local stores are not carried into the driven future.
+    let seen = async_local_storage::scope_local(TaskId(3), || {
+        rt.block_on_with_stores(async { get::<TaskId>() })
+    });
+    assert_eq!(seen, None);
+    assert!(Snapshot::capture().is_empty());
+}
+
+#[test]
+fn plain_local_set_drivers_inside_a_scope_lend_the_store_to_every_task() {
+    // The documented hazard, which the `LocalSetExt` drivers exist for.
+    let rt = current_thread();
+    let local = LocalSet::new();
+    let (task, report) = background::<Tokio>();
+    local.spawn_local(task);
+    let drive = scope(TaskId(1), || {
+        local.block_on(&rt, driven(report, locally_spawned))
+    });
+    assert_eq!(drive, Sightings::leaked(TaskId(1)));
+
+    let (task, report) = background::<Tokio>();
+    local.spawn_local(task);
+    let drive = rt.block_on(
+        async { local.run_until(driven(report, locally_spawned)).await }.with_store(TaskId(2)),
+    );
+    assert_eq!(drive, Sightings::leaked(TaskId(2)));
+}
+
+#[test]
+fn local_set_drivers_with_stores_keep_the_store_to_the_driven_future() {
+    let rt = current_thread();
+    let local = LocalSet::new();
+
+    // `block_on_with_stores`: local tasks, and the runtime's own.
+    let (task, report) = background::<Tokio>();
+    local.spawn_local(task);
+    let drive = scope(TaskId(1), || {
+        local.block_on_with_stores(&rt, driven(report, locally_spawned))
+    });
+    assert_eq!(drive, Sightings::isolated(TaskId(1)));
+    let (task, report) = background::<Tokio>();
+    rt.spawn(task);
+    let drive = scope(TaskId(2), || {
+        local.block_on_with_stores(&rt, driven(report, tokio_spawned))
+    });
+    assert_eq!(drive, Sightings::isolated(TaskId(2)));
+
+    // `run_until_with_stores`, awaited inside a future that has a store.
+    let (task, report) = background::<Tokio>();
+    local.spawn_local(task);
+    let drive = rt.block_on(
+        async {
+            local
+                .run_until_with_stores(driven(report, locally_spawned))
+                .await
+        }
+        .with_store(TaskId(3)),
+    );
+    assert_eq!(drive, Sightings::isolated(TaskId(3)));
     assert!(Snapshot::capture().is_empty());
 }

@@ -542,3 +542,76 @@ pub async fn each_task_sees_its_own_store<R: RuntimeUnderTest>(rt: &R) {
         assert_eq!(task.await, Some(TaskId(i as u64)));
     }
 }
+
+// ---- 7. runtimes driven inside a scope ----
+
+/// What the three parties of a drive saw (see [`driven`]): each reads the
+/// visible `TaskId` at its first poll and again after a yield.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Sightings {
+    /// The driven future (the one given to `block_on`, `run_until`, `run`).
+    pub driven: [Option<TaskId>; 2],
+    /// A task spawned before the drive began, by other code.
+    pub background: [Option<TaskId>; 2],
+    /// A task spawned during the drive, with the runtime's own spawn.
+    pub spawned: [Option<TaskId>; 2],
+}
+
+impl Sightings {
+    /// The driven future saw `id`, every other task nothing.
+    pub fn isolated(id: TaskId) -> Sightings {
+        Sightings {
+            driven: [Some(id); 2],
+            background: [None; 2],
+            spawned: [None; 2],
+        }
+    }
+
+    /// Everyone saw `id`: the driver lent its store to every task it polled.
+    pub fn leaked(id: TaskId) -> Sightings {
+        Sightings {
+            driven: [Some(id); 2],
+            background: [Some(id); 2],
+            spawned: [Some(id); 2],
+        }
+    }
+}
+
+/// Reads the visible `TaskId` at its first poll, and again after a yield.
+pub async fn look<R: RuntimeUnderTest>() -> [Option<TaskId>; 2] {
+    let first = get::<TaskId>();
+    R::yield_now().await;
+    [first, get::<TaskId>()]
+}
+
+/// What a background task saw, reported to the driven future.
+pub type Report = futures::channel::oneshot::Receiver<[Option<TaskId>; 2]>;
+
+/// A task to spawn before the drive: it [`look`]s and sends what it saw
+/// through the [`Report`] that [`driven`] awaits.
+pub fn background<R: RuntimeUnderTest>() -> (impl Future<Output = ()> + Send + 'static, Report) {
+    let (tx, rx) = futures::channel::oneshot::channel();
+    let task = async move {
+        let _ = tx.send(look::<R>().await);
+    };
+    (task, rx)
+}
+
+/// The future to drive: it reads its own store, starts a task with `spawn`
+/// (the runtime's own spawn of a [`look`]), then awaits the background task's report and the spawned task. It cannot
+/// complete before both tasks have run, so both are polled while it is
+/// being driven.
+pub async fn driven<S: Future<Output = [Option<TaskId>; 2]>>(
+    report: Report,
+    spawn: impl FnOnce() -> S,
+) -> Sightings {
+    let first = get::<TaskId>();
+    let spawned = spawn();
+    let background = report.await.expect("the background task was dropped");
+    let spawned = spawned.await;
+    Sightings {
+        driven: [first, get::<TaskId>()],
+        background,
+        spawned,
+    }
+}
