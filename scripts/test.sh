@@ -86,6 +86,14 @@ timeout 120 cargo run --no-default-features --features critical-section --exampl
 step "example: custom_slot (per-core slots)"
 timeout 120 cargo run --no-default-features --features custom-slot --example custom_slot
 
+# ---- issue 14: firmware on QEMU ----
+# The test firmware (tests/mcu, its own package and lock file) on emulated
+# Cortex-M0 (`microbit`) and Cortex-M3 (`lm3s6965evb`), the expected failure
+# (`expect-fail`), and the flash/RAM budget of the core. Installs
+# qemu-system-arm, the thumb targets and llvm-tools if missing.
+step "firmware on QEMU: scripts/mcu.sh"
+./scripts/mcu.sh
+
 # ---- issue 16: the first hour (imports next to #[tokio::main], error messages) ----
 step "diagnostics: glob imports with every adapter on; the mistakes' errors name the fix"
 ./scripts/diagnostics.sh
