@@ -54,7 +54,11 @@ fn spawns_through_the_tokio_adapter_start_in_the_spawners_span() {
             let task = async_local_storage::adapters::tokio::spawn(async { current() });
             let blocking = async_local_storage::adapters::tokio::spawn_blocking(current);
             let plain = tokio::spawn(async { current() });
-            (task.await.unwrap(), blocking.await.unwrap(), plain.await.unwrap())
+            (
+                task.await.unwrap(),
+                blocking.await.unwrap(),
+                plain.await.unwrap(),
+            )
         }
         .with_store(1u8)
         .instrument_in(span),
@@ -85,7 +89,9 @@ fn a_with_snapshot_future_is_polled_in_the_span_at_every_poll() {
         (first, current())
     }
     .with_snapshot(snapshot);
-    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
     assert_eq!(rt.block_on(fut), (span.id(), span.id()));
 }
 
