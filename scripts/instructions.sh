@@ -7,6 +7,8 @@
 #
 #   scripts/instructions.sh            # check against the baseline
 #   scripts/instructions.sh --update   # rewrite the baseline with this run
+#   scripts/instructions.sh --runner   # only install what is missing; print
+#                                      # the runner's path (for GUNGRAUN_RUNNER)
 #
 # Needs valgrind (installed with apt-get if missing) and `gungraun-runner` of
 # exactly the version of the `gungraun` dev-dependency, which is pinned in one
@@ -25,10 +27,12 @@ cd "$(dirname "$0")/.."
 BASELINE=benches/instructions.baseline
 THRESHOLD_PCT=5
 update=0
+only_runner=0
 case "${1:-}" in
     "") ;;
     --update) update=1 ;;
-    *) echo "usage: $0 [--update]" >&2; exit 2 ;;
+    --runner) only_runner=1 ;;
+    *) echo "usage: $0 [--update | --runner]" >&2; exit 2 ;;
 esac
 
 # ---- valgrind ----
@@ -65,6 +69,10 @@ if [[ "$(runner_version "$runner")" != "$version" ]]; then
     exit 1
 fi
 export GUNGRAUN_RUNNER=$runner
+if ((only_runner)); then
+    echo "$runner"
+    exit 0
+fi
 
 # ---- run: one JSON summary per benchmark on stdout ----
 out=$(mktemp)
@@ -143,10 +151,11 @@ for name in list(baseline) + [n for n in now if n not in baseline]:
     rows.append((label, "-" if base is None else str(base), "-" if cur is None else str(cur), change))
 
 w = max(len(r[0]) for r in rows + [("name",)])
-print(f"\n| {'name':<{w}} | baseline |      now | change |")
-print(f"|{'-' * (w + 2)}|---------:|---------:|-------:|")
+c = max(len(r[3]) for r in rows + [("", "", "", "change")])
+print(f"\n| {'name':<{w}} | baseline |      now | {'change':>{c}} |")
+print(f"|{'-' * (w + 2)}|---------:|---------:|{'-' * (c + 1)}:|")
 for label, base, cur, change in rows:
-    print(f"| {label:<{w}} | {base:>8} | {cur:>8} | {change:>6} |")
+    print(f"| {label:<{w}} | {base:>8} | {cur:>8} | {change:>{c}} |")
 
 if update:
     print(f"\nbaseline written: {baseline_path} ({len(now)} benchmarks)")
