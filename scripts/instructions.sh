@@ -15,8 +15,9 @@
 # place, Cargo.toml (`gungraun = "=X"`); the version is read from Cargo.lock.
 # The runner is used from $GUNGRAUN_RUNNER, else from PATH if its version
 # matches, else from $ALS_TOOLS_DIR/gungraun-runner-X (default
-# ~/.cache/async-local-storage), where it is installed with `cargo install`
-# the first time (a few minutes of compiling; later runs reuse it).
+# ~/.cache/async-local-storage, or under $XDG_CACHE_HOME), where it is
+# installed with `cargo install` the first time (minutes of compiling; later
+# runs, CI's included, reuse it).
 #
 # Counts are exact and repeat run to run, but depend on the compiler and
 # glibc (capture allocates): after a toolchain change, rerun with --update
@@ -55,7 +56,7 @@ elif command -v gungraun-runner >/dev/null &&
     [[ "$(runner_version gungraun-runner)" == "$version" ]]; then
     runner=$(command -v gungraun-runner)
 else
-    root="${ALS_TOOLS_DIR:-$HOME/.cache/async-local-storage}/gungraun-runner-$version"
+    root="${ALS_TOOLS_DIR:-${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/async-local-storage}/gungraun-runner-$version"
     runner="$root/bin/gungraun-runner"
     if [[ ! -x "$runner" ]]; then
         echo "installing gungraun-runner $version into $root" >&2
