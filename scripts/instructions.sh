@@ -39,8 +39,9 @@ esac
 # ---- valgrind ----
 if ! command -v valgrind >/dev/null; then
     echo "valgrind not found: installing it (apt-get)" >&2
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind >/dev/null
+    # (stdout is reserved for the runner's path in --runner mode)
+    apt-get update -qq >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind >&2
 fi
 
 # ---- gungraun-runner, same version as the library ----
@@ -64,7 +65,7 @@ else
         # --debug: half the compile time of a release build (about 2.5 CPU
         # minutes instead of 5), and the runner is as fast: its work is
         # reading callgrind's small output files.
-        cargo install --locked --quiet --debug gungraun-runner --version "$version" --root "$root"
+        cargo install --locked --quiet --debug gungraun-runner --version "$version" --root "$root" >&2
         echo "installed gungraun-runner in $((SECONDS - start)) s" >&2
     fi
 fi
