@@ -25,10 +25,14 @@
 //! | `tokio` | [`adapters::tokio`](self::tokio) | tasks, local tasks, blocking closures, `JoinSet`s, driven futures |
 //! | `async-std` | [`adapters::async_std`](self::async_std) | tasks, local tasks, blocking closures, driven futures |
 //! | `smol` | [`adapters::smol`](self::smol) | tasks, `unblock` closures, executors, driven futures |
+//! | `tower` | [`adapters::tower`](self::tower) | a [`tower`](https://docs.rs/tower) service's requests: one store per request, built from it |
+//! | `http` | [`adapters::http`](self::http) | HTTP requests and their response bodies (axum, hyper, tonic) |
+//! | `log` | [`adapters::log`](self::log) | every `log` record: key-values read from the visible stores |
 //!
-//! Every module offers the runtime's own spawn functions under the same
-//! names and signatures; each captures a [`Snapshot`](crate::Snapshot)
-//! where it is called and runs the new work inside it.
+//! Every runtime module offers the runtime's own spawn functions under the
+//! same names and signatures; each captures a [`Snapshot`](crate::Snapshot)
+//! where it is called and runs the new work inside it. `tower` and `http`
+//! install a store per request; `log` reads the stores into log records.
 
 #[cfg(feature = "tokio")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
@@ -41,3 +45,15 @@ pub mod async_std;
 #[cfg(feature = "smol")]
 #[cfg_attr(docsrs, doc(cfg(feature = "smol")))]
 pub mod smol;
+
+#[cfg(feature = "tower")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
+pub mod tower;
+
+#[cfg(feature = "http")]
+#[cfg_attr(docsrs, doc(cfg(feature = "http")))]
+pub mod http;
+
+#[cfg(feature = "log")]
+#[cfg_attr(docsrs, doc(cfg(feature = "log")))]
+pub mod log;
