@@ -377,12 +377,21 @@ async fn every_place_of_every_request_sees_exactly_its_own_id() {
         .collect();
     let ours = helper_ids
         .iter()
-        .filter(|id| id.as_deref().and_then(|id| id.parse::<u64>().ok()).is_some_and(|id| ids.contains(&id)))
+        .filter(|id| {
+            id.as_deref()
+                .and_then(|id| id.parse::<u64>().ok())
+                .is_some_and(|id| ids.contains(&id))
+        })
         .count();
     if ours != ids.len() {
         problems.push(format!("{ours} helper records carry an id of this test"));
     }
-    assert!(problems.is_empty(), "{} problems:\n{}", problems.len(), problems.join("\n"));
+    assert!(
+        problems.is_empty(),
+        "{} problems:\n{}",
+        problems.len(),
+        problems.join("\n")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -436,14 +445,24 @@ async fn a_panicking_make_fails_only_its_request_and_leaves_no_store() {
     let addr = server.addr;
 
     let handler_panic = bounded("handler panic", http_get(addr, "/handler-panics", &[])).await;
-    assert_eq!(handler_panic, None, "a panicking handler closes the connection");
+    assert_eq!(
+        handler_panic, None,
+        "a panicking handler closes the connection"
+    );
 
     let refused = [("x-request-id", "7001".into()), ("x-panic", "1".into())];
     let make_panic = bounded("make panic", http_get(addr, "/work", &refused)).await;
-    assert_eq!(make_panic, handler_panic, "a panicking make fails the same way");
+    assert_eq!(
+        make_panic, handler_panic,
+        "a panicking make fails the same way"
+    );
 
     // The server keeps serving, layered routes and others alike.
-    let next = bounded("next request", http_get(addr, "/work", &[("x-request-id", "7002".into())])).await;
+    let next = bounded(
+        "next request",
+        http_get(addr, "/work", &[("x-request-id", "7002".into())]),
+    )
+    .await;
     assert_eq!(
         next,
         Some(Reply {
@@ -457,5 +476,87 @@ async fn a_panicking_make_fails_only_its_request_and_leaves_no_store() {
     // Between polls, the thread that ran all of it has no store.
     assert_eq!(get::<RequestId>(), None);
     server.stop().await;
+    assert_eq!(get::<RequestId>(), None);
+}
+
+// ---------------------------------------------------------------------------
+// In process (no sockets): the body's drop, size_hint and is_end_stream.
+// ---------------------------------------------------------------------------
+
+/// A body of one frame that records what it saw when polled and dropped.
+struct Probe {
+    polled: Option<String>,
+    seen: std::sync::Arc<Mutex<Vec<String>>>,
+}
+
+impl http_body::Body for Probe {
+    type Data = axum::body::Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Infallible>>> {
+        let frame = self.polled.take().map(|text| {
+            self.seen
+                .lock()
+                .unwrap()
+                .push(format!("{text}: {}", seen()));
+            Ok(http_body::Frame::data(text.into()))
+        });
+        std::task::Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.polled.is_none()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        http_body::SizeHint::with_exact(self.polled.as_ref().map_or(0, |t| t.len() as u64))
+    }
+}
+
+impl Drop for Probe {
+    fn drop(&mut self) {
+        self.seen.lock().unwrap().push(format!("drop: {}", seen()));
+    }
+}
+
+#[test]
+fn the_body_is_polled_and_dropped_inside_the_store_and_forwards_its_hints() {
+    use http_body::Body as _;
+    use http_body_util::BodyExt;
+    use tower::{Layer, ServiceExt};
+
+    let seen = std::sync::Arc::new(Mutex::new(Vec::new()));
+    let log = seen.clone();
+    let inner = tower::service_fn(move |_: Request<()>| {
+        let seen = log.clone();
+        async move {
+            let body = Probe {
+                polled: Some("frame".to_owned()),
+                seen,
+            };
+            Ok::<_, Infallible>(http::Response::new(body))
+        }
+    });
+    let service = HttpStoreLayer::new(|_: &Request<()>| RequestId(3)).layer(inner);
+
+    let response = futures::executor::block_on(service.clone().oneshot(Request::new(()))).unwrap();
+    let mut body = response.into_body();
+    assert_eq!(body.size_hint().exact(), Some(5));
+    assert!(!body.is_end_stream());
+    let frame = futures::executor::block_on(body.frame()).unwrap().unwrap();
+    assert_eq!(frame.into_data().unwrap(), "frame");
+    assert_eq!(body.size_hint().exact(), Some(0));
+    assert!(body.is_end_stream());
+    drop(body);
+    assert_eq!(*seen.lock().unwrap(), ["frame: 3", "drop: 3"]);
+
+    // A body dropped unpolled (a client gone away) is dropped inside it too.
+    seen.lock().unwrap().clear();
+    let response = futures::executor::block_on(service.oneshot(Request::new(()))).unwrap();
+    drop(response);
+    assert_eq!(*seen.lock().unwrap(), ["drop: 3"]);
     assert_eq!(get::<RequestId>(), None);
 }
