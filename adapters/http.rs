@@ -2,7 +2,7 @@
 //!
 //! [`HttpStoreLayer::new(make)`](HttpStoreLayer::new) is
 //! [`StoreLayer`](crate::adapters::tower::StoreLayer) for
-//! [`http::Request`](::http::Request)s, plus one thing: the response body is
+//! [`http::Request`]s, plus one thing: the response body is
 //! wrapped in a [`StoreBody`] that installs the same store every time the
 //! server polls it for a frame, and while it is dropped. A streaming body,
 //! server-sent events or trailers are produced after the handler has

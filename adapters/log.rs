@@ -1,6 +1,6 @@
 //! log: stamp every log record with values from the visible stores.
 //!
-//! [`StoreLogger`] wraps any [`log::Log`](::log::Log) (env_logger,
+//! [`StoreLogger`] wraps any [`log::Log`] (env_logger,
 //! simple_logger, fern, ...). For each record, it looks up the store types
 //! you named and adds each one that is visible as a key-value (log's `kv`
 //! API), then hands the record to the wrapped logger. It is the async-aware
@@ -122,10 +122,13 @@ struct Field {
     key: &'static str,
     type_name: &'static str,
     /// Calls its argument with the visible store of the field's type.
-    read: fn(&mut dyn FnMut(Option<&dyn Display>)),
+    read: fn(&mut Visit<'_>),
 }
 
-fn read<T: Display + 'static>(f: &mut dyn FnMut(Option<&dyn Display>)) {
+/// What [`Field::read`] calls with the store it finds.
+type Visit<'a> = dyn FnMut(Option<&dyn Display>) + 'a;
+
+fn read<T: Display + 'static>(f: &mut Visit<'_>) {
     crate::with(|value: Option<&T>| f(value.map(|value| value as &dyn Display)));
 }
 
@@ -206,8 +209,8 @@ impl<L> StoreLogger<L> {
         self.inner
     }
 
-    /// Makes this the global logger ([`log::set_boxed_logger`](::log::set_boxed_logger))
-    /// and sets [`log::set_max_level`](::log::set_max_level) to `max_level`
+    /// Makes this the global logger ([`log::set_boxed_logger`])
+    /// and sets [`log::set_max_level`] to `max_level`
     /// (for env_logger, pass its `filter()`).
     ///
     /// # Errors
