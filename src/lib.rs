@@ -54,6 +54,9 @@
 //! * `critical-section`: the no_std slot for single-core targets.
 //! * `custom-slot`: the no_std slot supplied by your binary ([`Slot`]).
 //! * `tokio`, `async-std`, `smol`: the executor adapters.
+//! * `tower`, `http`: a store per request for tower services, and for HTTP
+//!   services with the response body included; `log`: stores as key-values
+//!   on every `log` record ([`adapters`]).
 #![no_std]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(unsafe_op_in_unsafe_fn)]
