@@ -55,6 +55,9 @@
 //!   final binary registers ([`slot::CriticalSectionSlot`]).
 //! * `custom-slot`: the no_std slot supplied by your binary ([`Slot`], [`set_slot!`]).
 //! * `tokio`, `async-std`, `smol`: the executor adapters.
+//! * `tower`, `http`: a store per request for tower services, and for HTTP
+//!   services with the response body included; `log`: stores as key-values
+//!   on every `log` record ([`adapters`]).
 #![no_std]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(unsafe_op_in_unsafe_fn)]
