@@ -25,8 +25,9 @@
 //! | `tokio` | [`adapters::tokio`](self::tokio) | tasks, local tasks, blocking closures, `JoinSet`s, driven futures |
 //! | `async-std` | [`adapters::async_std`](self::async_std) | tasks, local tasks, blocking closures, driven futures |
 //! | `smol` | [`adapters::smol`](self::smol) | tasks, `unblock` closures, executors, driven futures |
+//! | `rayon` | [`adapters::rayon`](self::rayon) | pool jobs, `join`, scopes, `install`, parallel iterators (`.with_stores()`) |
 //!
-//! Every module offers the runtime's own spawn functions under the same
+//! Every module offers the runtime's (or pool's) own spawn functions under the same
 //! names and signatures; each captures a [`Snapshot`](crate::Snapshot)
 //! where it is called and runs the new work inside it.
 
@@ -41,3 +42,7 @@ pub mod async_std;
 #[cfg(feature = "smol")]
 #[cfg_attr(docsrs, doc(cfg(feature = "smol")))]
 pub mod smol;
+
+#[cfg(feature = "rayon")]
+#[cfg_attr(docsrs, doc(cfg(feature = "rayon")))]
+pub mod rayon;
