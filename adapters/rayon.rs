@@ -5,10 +5,10 @@
 //!
 //! | rayon | carries the stores |
 //! |---|---|
-//! | [`rayon::spawn`](::rayon::spawn), [`spawn_fifo`](::rayon::spawn_fifo) | [`spawn`], [`spawn_fifo`] |
-//! | [`rayon::join`](::rayon::join) | [`join`] |
-//! | [`rayon::scope`](::rayon::scope), [`in_place_scope`](::rayon::in_place_scope) | [`scope`], [`in_place_scope`] (their [`Scope::spawn`] carries too) |
-//! | [`rayon::scope_fifo`](::rayon::scope_fifo), [`in_place_scope_fifo`](::rayon::in_place_scope_fifo) | [`scope_fifo`], [`in_place_scope_fifo`] (their [`ScopeFifo::spawn_fifo`] carries too) |
+//! | [`rayon::spawn`], [`spawn_fifo`](::rayon::spawn_fifo) | [`spawn`], [`spawn_fifo`] |
+//! | [`rayon::join`] | [`join`] |
+//! | [`rayon::scope`], [`in_place_scope`](::rayon::in_place_scope) | [`scope`], [`in_place_scope`] (their [`Scope::spawn`] carries too) |
+//! | [`rayon::scope_fifo`], [`in_place_scope_fifo`](::rayon::in_place_scope_fifo) | [`scope_fifo`], [`in_place_scope_fifo`] (their [`ScopeFifo::spawn_fifo`] carries too) |
 //! | [`ThreadPool`]`::{install, spawn, spawn_fifo, join, scope}` | [`ThreadPoolExt`]`::{install_with_stores, spawn_with_stores, spawn_fifo_with_stores, join_with_stores, scope_with_stores}` |
 //! | any [`ParallelIterator`] | [`.with_stores()`](ParallelIteratorExt::with_stores) |
 //!
@@ -84,7 +84,7 @@ use ::rayon::ThreadPool;
 
 use crate::{isolate, Snapshot};
 
-/// Like [`rayon::spawn`](::rayon::spawn), with the current stores visible
+/// Like [`rayon::spawn`], with the current stores visible
 /// while `func` runs on the pool.
 ///
 /// # Examples
@@ -103,7 +103,7 @@ where
     ::rayon::spawn(Snapshot::bind(func));
 }
 
-/// Like [`rayon::spawn_fifo`](::rayon::spawn_fifo), with the current
+/// Like [`rayon::spawn_fifo`], with the current
 /// stores visible while `func` runs on the pool.
 ///
 /// # Examples
@@ -122,7 +122,7 @@ where
     ::rayon::spawn_fifo(Snapshot::bind(func));
 }
 
-/// Like [`rayon::join`](::rayon::join), with the current stores visible in
+/// Like [`rayon::join`], with the current stores visible in
 /// both closures, and hidden while the calling thread waits (work it steals
 /// meanwhile does not see them).
 ///
@@ -131,7 +131,7 @@ where
 ///
 /// # Panics
 ///
-/// As [`rayon::join`](::rayon::join): a panic in either closure propagates
+/// As [`rayon::join`]: a panic in either closure propagates
 /// once both have finished.
 ///
 /// # Examples
@@ -159,7 +159,7 @@ where
     })
 }
 
-/// A [`rayon::Scope`](::rayon::Scope) whose [`spawn`](Scope::spawn) carries
+/// A [`rayon::Scope`] whose [`spawn`](Scope::spawn) carries
 /// the stores visible where it is called into the spawned job.
 ///
 /// Given by [`scope`], [`in_place_scope`] and
@@ -178,7 +178,7 @@ impl<'scope> Scope<'scope> {
         unsafe { &*(inner as *const ::rayon::Scope<'scope>).cast::<Scope<'scope>>() }
     }
 
-    /// Like [`rayon::Scope::spawn`](::rayon::Scope::spawn), with the stores
+    /// Like [`rayon::Scope::spawn`], with the stores
     /// visible here visible while `body` runs.
     ///
     /// # Examples
@@ -214,7 +214,7 @@ impl fmt::Debug for Scope<'_> {
     }
 }
 
-/// A [`rayon::ScopeFifo`](::rayon::ScopeFifo) whose
+/// A [`rayon::ScopeFifo`] whose
 /// [`spawn_fifo`](ScopeFifo::spawn_fifo) carries the stores visible where
 /// it is called into the spawned job.
 ///
@@ -231,7 +231,7 @@ impl<'scope> ScopeFifo<'scope> {
         unsafe { &*(inner as *const ::rayon::ScopeFifo<'scope>).cast::<ScopeFifo<'scope>>() }
     }
 
-    /// Like [`rayon::ScopeFifo::spawn_fifo`](::rayon::ScopeFifo::spawn_fifo),
+    /// Like [`rayon::ScopeFifo::spawn_fifo`],
     /// with the stores visible here visible while `body` runs.
     ///
     /// # Examples
@@ -262,14 +262,14 @@ impl fmt::Debug for ScopeFifo<'_> {
     }
 }
 
-/// Like [`rayon::scope`](::rayon::scope): `op` and the jobs spawned with
+/// Like [`rayon::scope`]: `op` and the jobs spawned with
 /// [`Scope::spawn`] see the stores (each job those visible where it was
 /// spawned); while the scope waits for its jobs, the caller's stores are
 /// hidden.
 ///
 /// # Panics
 ///
-/// As [`rayon::scope`](::rayon::scope): a panic in `op` or in a spawned job
+/// As [`rayon::scope`]: a panic in `op` or in a spawned job
 /// propagates once every job has finished.
 ///
 /// # Examples
@@ -297,13 +297,13 @@ where
     isolate(|| ::rayon::scope(move |s| snapshot.run(|| op(Scope::wrap(s)))))
 }
 
-/// Like [`rayon::in_place_scope`](::rayon::in_place_scope): `op` runs on
+/// Like [`rayon::in_place_scope`]: `op` runs on
 /// the calling thread with the stores, and so do the jobs spawned with
 /// [`Scope::spawn`], on whichever thread.
 ///
 /// # Panics
 ///
-/// As [`rayon::in_place_scope`](::rayon::in_place_scope).
+/// As [`rayon::in_place_scope`].
 ///
 /// # Examples
 ///
@@ -325,12 +325,12 @@ where
     isolate(|| ::rayon::in_place_scope(move |s| snapshot.run(|| op(Scope::wrap(s)))))
 }
 
-/// Like [`rayon::scope_fifo`](::rayon::scope_fifo), carrying the stores as
+/// Like [`rayon::scope_fifo`], carrying the stores as
 /// [`scope`] does.
 ///
 /// # Panics
 ///
-/// As [`rayon::scope_fifo`](::rayon::scope_fifo).
+/// As [`rayon::scope_fifo`].
 ///
 /// # Examples
 ///
@@ -349,12 +349,12 @@ where
     isolate(|| ::rayon::scope_fifo(move |s| snapshot.run(|| op(ScopeFifo::wrap(s)))))
 }
 
-/// Like [`rayon::in_place_scope_fifo`](::rayon::in_place_scope_fifo),
+/// Like [`rayon::in_place_scope_fifo`],
 /// carrying the stores as [`in_place_scope`] does.
 ///
 /// # Panics
 ///
-/// As [`rayon::in_place_scope_fifo`](::rayon::in_place_scope_fifo).
+/// As [`rayon::in_place_scope_fifo`].
 ///
 /// # Examples
 ///
