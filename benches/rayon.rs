@@ -14,6 +14,7 @@
 //! Run: `cargo bench --features rayon --bench rayon`.
 
 use std::hint::black_box;
+use std::time::Duration;
 
 use async_local_storage::adapters::rayon::{self as als, ParallelIteratorExt};
 use async_local_storage::{scope, with};
@@ -35,6 +36,9 @@ fn item(i: u32) -> u64 {
 fn rayon(c: &mut Criterion) {
     let pool = rayon::ThreadPoolBuilder::new().build().unwrap();
     let mut g = common::group(c, GROUPS[0], u64::from(ITEMS));
+    // Pool threads compete with whatever else runs: measure longer than the
+    // other groups, so that the median settles.
+    g.measurement_time(Duration::from_secs(4));
 
     g.bench_function("bare: par_iter map sum, 1M items", |b| {
         b.iter(|| {
