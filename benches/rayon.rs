@@ -5,7 +5,8 @@
 //!   `bare` is rayon's iterator (the items see no store); `adapter` adds
 //!   `.with_stores()` (one capture per run, one snapshot clone per split, the
 //!   stores entered once per leaf batch); `adapter, map reads the store` also
-//!   reads the store in every item.
+//!   reads the store in every item. Then the same two on a pool of one
+//!   thread (no stealing: the quietest view of the per-item cost).
 //! * `join`: 1,000 `join(|| black_box(1), || black_box(2))` in a row on a
 //!   worker thread with one store visible; time per join = time per
 //!   iteration / 1,000. `bare` is `rayon::join`, `adapter` is this crate's
@@ -66,6 +67,31 @@ fn rayon(c: &mut Criterion) {
                         .into_par_iter()
                         .with_stores()
                         .map(|i| item(i) + with(|a: Option<&A>| a.map_or(0, |a| a.0)))
+                        .sum::<u64>()
+                })
+            })
+        })
+    });
+
+    // The same on a pool of one thread: no stealing, one split; the
+    // quietest view of the per-item cost.
+    let single = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .unwrap();
+    g.bench_function("bare: par_iter map sum, 1M items, 1 thread", |b| {
+        b.iter(|| {
+            single.install(|| scope(A(7), || (0..ITEMS).into_par_iter().map(item).sum::<u64>()))
+        })
+    });
+    g.bench_function("adapter: .with_stores(), 1M items, 1 thread", |b| {
+        b.iter(|| {
+            single.install(|| {
+                scope(A(7), || {
+                    (0..ITEMS)
+                        .into_par_iter()
+                        .with_stores()
+                        .map(item)
                         .sum::<u64>()
                 })
             })
