@@ -622,8 +622,9 @@ pub trait ParallelIteratorExt: ParallelIterator {
     /// assert_eq!(carried, 10_000); // every item, on every worker
     /// ```
     ///
-    /// Without it, only the items that happen to run on the calling thread
-    /// see its stores; the splits other workers steal see none.
+    /// Without it, on a worker thread, only the items that happen to run on
+    /// the calling thread see its stores; the splits other workers steal see
+    /// none (and from outside the pool, no item sees them).
     fn with_stores(self) -> WithStores<Self> {
         WithStores {
             base: self,
