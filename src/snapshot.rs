@@ -2,7 +2,7 @@
 
 use core::fmt;
 
-use crate::frame::carry::{self, Captured};
+use crate::frame::carry::Captured;
 use crate::frame::{FramePtr, Node};
 
 /// The stores visible at one point, copied so they can move to another task
@@ -82,11 +82,23 @@ impl Snapshot {
     /// assert_eq!(snapshot.len(), 2);
     /// ```
     #[must_use]
+    #[inline]
     pub fn capture() -> Snapshot {
-        Snapshot {
-            stores: carry::capture(),
+        let mut snapshot = Snapshot::empty_with(
             #[cfg(feature = "tracing")]
-            span: tracing::Span::current(),
+            tracing::Span::current(),
+        );
+        snapshot.stores.capture_into();
+        snapshot
+    }
+
+    /// A snapshot with no stores (and, with `tracing`, that span).
+    #[inline]
+    fn empty_with(#[cfg(feature = "tracing")] span: tracing::Span) -> Snapshot {
+        Snapshot {
+            stores: Captured::empty(),
+            #[cfg(feature = "tracing")]
+            span,
         }
     }
 
@@ -204,11 +216,12 @@ impl Clone for Snapshot {
     /// Clones every store again (no allocation when they fit inline, one
     /// otherwise).
     fn clone(&self) -> Snapshot {
-        Snapshot {
-            stores: self.stores.clone(),
+        let mut copy = Snapshot::empty_with(
             #[cfg(feature = "tracing")]
-            span: self.span.clone(),
-        }
+            self.span.clone(),
+        );
+        self.stores.clone_into(&mut copy.stores);
+        copy
     }
 }
 

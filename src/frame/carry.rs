@@ -134,6 +134,7 @@ impl Iterator for Nodes {
 }
 
 impl Captured {
+    #[inline]
     pub(crate) const fn empty() -> Captured {
         Captured {
             inline: Inline(UnsafeCell::new(MaybeUninit::uninit())),
@@ -145,18 +146,16 @@ impl Captured {
         }
     }
 
-    /// An empty buffer for nodes of alignment up to `align` in `size` bytes.
-    fn with_capacity(size: usize, align: usize) -> Captured {
-        let mut captured = Captured::empty();
-        captured.align = align;
-        captured.size = size;
+    /// Makes this empty buffer ready for nodes of alignment up to `align`
+    /// in `size` bytes.
+    #[inline]
+    fn reserve(&mut self, size: usize, align: usize) {
+        debug_assert!(self.len == 0 && self.heap.is_none());
+        self.align = align;
+        self.size = size;
         if size > INLINE_BYTES || align > INLINE_ALIGN {
-            let layout = Layout::from_size_align(size, align).expect("snapshot too large");
-            // SAFETY: `size` is not zero (there is at least one node).
-            let ptr = unsafe { alloc(layout) };
-            captured.heap = Some(NonNull::new(ptr).unwrap_or_else(|| handle_alloc_error(layout)));
+            self.heap = Some(allocate(size, align));
         }
-        captured
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -245,6 +244,16 @@ impl Captured {
     }
 }
 
+/// The heap buffer for stores that do not fit inline (`size` is not zero).
+#[cold]
+#[inline(never)]
+fn allocate(size: usize, align: usize) -> NonNull<u8> {
+    let layout = Layout::from_size_align(size, align).expect("snapshot too large");
+    // SAFETY: `size` is not zero: there is at least one node.
+    let ptr = unsafe { alloc(layout) };
+    NonNull::new(ptr).unwrap_or_else(|| handle_alloc_error(layout))
+}
+
 /// Calls `each` with every store visible from `top` that a snapshot
 /// carries: stores installed with `with_store`/`scope`, innermost first,
 /// each type once, and none whose type a nearer hidden or local frame
@@ -261,53 +270,56 @@ fn each_carried(top: FramePtr, mut each: impl FnMut(NonNull<Header>, Carry)) {
     }
 }
 
-/// Copies every store visible now that can be carried. Allocates nothing
-/// when they fit in [`INLINE_BYTES`], once otherwise.
-pub(crate) fn capture() -> Captured {
-    copy_from(imp::get())
-}
-
-/// Copies the carried stores visible from `top`.
-fn copy_from(top: FramePtr) -> Captured {
-    if top.is_null() {
-        return Captured::empty();
-    }
-    let min = align_of::<Header>();
-    let (mut len, mut sum, mut align) = (0, 0, min);
-    each_carried(top, |_, carry| {
-        len += 1;
-        sum += carry.size;
-        align = align.max(carry.align);
-    });
-    if len == 0 {
-        return Captured::empty();
-    }
-    // Node sizes are multiples of `min`, so each node's padding to `align`
-    // is at most `align - min`: exact when nothing is over-aligned.
-    let mut captured = Captured::with_capacity(sum + len * (align - min), align);
-    let mut offset = 0;
-    each_carried(top, |src, carry| {
-        // SAFETY: (TYPE, LIFO) `src` is a live carried store with this
-        // carry; the same walk as above, so the node fits.
-        offset = unsafe { captured.push(offset, src, carry) };
-    });
-    debug_assert_eq!(captured.len, len);
-    captured
-}
-
-impl Clone for Captured {
-    fn clone(&self) -> Captured {
-        if self.len == 0 {
-            return Captured::empty();
+impl Captured {
+    /// Copies into this empty buffer every store visible now that can be
+    /// carried. Allocates nothing when they fit in [`INLINE_BYTES`], once
+    /// otherwise. Filling in place (rather than returning a new buffer)
+    /// saves copying the inline buffer on the way out.
+    #[inline]
+    pub(crate) fn capture_into(&mut self) {
+        debug_assert_eq!(self.len, 0);
+        let top = imp::get();
+        if top.is_null() {
+            return;
         }
-        let mut copy = Captured::with_capacity(self.size, self.align);
+        let min = align_of::<Header>();
+        let (mut len, mut sum, mut align) = (0, 0, min);
+        each_carried(top, |_, carry| {
+            len += 1;
+            sum += carry.size;
+            align = align.max(carry.align);
+        });
+        if len == 0 {
+            return;
+        }
+        // Node sizes are multiples of `min`, so each node's padding to
+        // `align` is at most `align - min`: exact when nothing is
+        // over-aligned.
+        self.reserve(sum + len * (align - min), align);
+        let mut offset = 0;
+        each_carried(top, |src, carry| {
+            // SAFETY: (TYPE, LIFO) `src` is a live carried store with this
+            // carry; the same walk as above, so the node fits.
+            offset = unsafe { self.push(offset, src, carry) };
+        });
+        debug_assert_eq!(self.len, len);
+    }
+
+    /// Copies the stores of `self` into the empty buffer `copy`: no
+    /// allocation when they are inline, one otherwise.
+    #[inline]
+    pub(crate) fn clone_into(&self, copy: &mut Captured) {
+        debug_assert_eq!(copy.len, 0);
+        if self.len == 0 {
+            return;
+        }
+        copy.reserve(self.size, self.align);
         let mut offset = 0;
         for (src, carry) in self.nodes() {
             // SAFETY: `src` is a written node of `self`, a carried store
             // (TYPE); `copy` has the same layout, so it fits at `offset`.
             offset = unsafe { copy.push(offset, src, carry) };
         }
-        copy
     }
 }
 
@@ -373,6 +385,12 @@ fn drop_all(nodes: &mut Nodes) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn capture() -> Captured {
+        let mut captured = Captured::empty();
+        captured.capture_into();
+        captured
+    }
 
     #[test]
     fn small_stores_stay_inline_and_large_ones_take_one_allocation() {
