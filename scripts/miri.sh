@@ -6,7 +6,7 @@ rustup toolchain install nightly --profile minimal --component miri,rust-src >/d
 export MIRIFLAGS="${MIRIFLAGS:--Zmiri-strict-provenance}"
 cargo +nightly miri setup
 # Core tests only: the adapters' runtimes do I/O Miri cannot run.
-CORE_TESTS=(visibility nesting interleaving drop_in_scope panic_safety reentrancy auto_traits after_completion stream snapshot bind thread alloc)
+CORE_TESTS=(visibility nesting interleaving drop_in_scope panic_safety reentrancy auto_traits after_completion stream snapshot bind thread alloc try_get)
 args=()
 for t in "${CORE_TESTS[@]}"; do args+=(--test "$t"); done
 cargo +nightly miri test --lib "${args[@]}"

@@ -10,6 +10,17 @@ step() { printf '\n==> %s\n' "$*"; }
 step "cargo test --all-features (core, adapters, doctests)"
 cargo test --all-features
 
+# ---- issue 10: `tracing` is a dependency only with the `tracing` feature ----
+step "tracing: no dependency without the feature (cargo tree), one with it"
+for features in "" "tokio,async-std,smol"; do
+    if cargo tree -e normal --features "$features" -i tracing 2>/dev/null | grep -q '^tracing v'; then
+        echo "error: tracing is a dependency with features [$features]" >&2
+        exit 1
+    fi
+done
+cargo tree -e normal --features tracing -i tracing | grep -q '^tracing v'
+echo "ok: tracing only with the feature"
+
 # ---- no_std backends (issue 3) ----
 # std wins when enabled, so each no_std backend is tested with the default
 # features off. The critical-section slot is one global: its host tests run
@@ -74,6 +85,14 @@ step "example: embassy (critical-section backend)"
 timeout 120 cargo run --no-default-features --features critical-section --example embassy
 step "example: custom_slot (per-core slots)"
 timeout 120 cargo run --no-default-features --features custom-slot --example custom_slot
+
+# ---- issue 14: firmware on QEMU ----
+# The test firmware (tests/mcu, its own package and lock file) on emulated
+# Cortex-M0 (`microbit`) and Cortex-M3 (`lm3s6965evb`), the expected failure
+# (`expect-fail`), and the flash/RAM budget of the core. Installs
+# qemu-system-arm, the thumb targets and llvm-tools if missing.
+step "firmware on QEMU: scripts/mcu.sh"
+./scripts/mcu.sh
 
 # ---- issue 16: the first hour (imports next to #[tokio::main], error messages) ----
 step "diagnostics: glob imports with every adapter on; the mistakes' errors name the fix"

@@ -20,8 +20,8 @@ impl Snapshot {
     /// `f` takes one argument; pass a tuple for several, `()` for none. The
     /// stores of the caller are hidden during each call, as with
     /// [`run`](Snapshot::run); stores installed inside `f` end with the call.
-    /// The stores are captured once, here (one allocation per carried store,
-    /// see [`capture`](Snapshot::capture)); a call allocates nothing.
+    /// The stores are captured once, here (no allocation while they fit
+    /// inline, see [`capture`](Snapshot::capture)); a call allocates nothing.
     ///
     /// The result is `Send` when `f` is, so it can go to another thread. It
     /// is not `Sync` (a [`Snapshot`] is not, since a store need not be): to

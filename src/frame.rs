@@ -48,8 +48,8 @@
 //! **(LINK)** A frame's `link` is null or points to a frame that stays alive
 //! at least as long as the frame is reachable: the frame below it on the same
 //! stack (LIFO), or a node of a snapshot that the jump frame's owner holds
-//! (`Node<Snapshot>` owns its snapshot; [`carry::Captured`] relinks its nodes
-//! whenever it has moved since it last linked them, before publishing them).
+//! (`Node<Snapshot>` owns its snapshot; [`carry::Captured`] (re)writes the
+//! links of its nodes before publishing them).
 
 use core::any::TypeId;
 use core::fmt;
@@ -393,16 +393,24 @@ impl<T> Node<T> {
         });
         let _restore = Restore(prev);
         #[cfg(feature = "tracing")]
-        let _span = jump.and_then(|jump| {
-            // SAFETY: (TYPE) the jump's own function for this node, which is
-            // alive and borrowed by this call.
-            unsafe { (jump.span)(this.cast()) }
-        });
-        #[cfg(feature = "tracing")]
-        // SAFETY: the span lives in the node's value, which this call
-        // borrows until `_entered` is dropped at its end.
-        let _entered = _span.map(|span| unsafe { span.as_ref() }.enter());
+        let _entered = Self::enter_span(this, jump);
         f()
+    }
+
+    /// Enters the span a jump frame carries (with `tracing`), until the
+    /// guard drops. The node must stay borrowed by the caller until then.
+    #[cfg(feature = "tracing")]
+    #[inline(always)]
+    fn enter_span<'a>(
+        this: NonNull<Self>,
+        jump: Option<&'static Jump>,
+    ) -> Option<tracing::span::Entered<'a>> {
+        // SAFETY: (TYPE) the jump's own function for this node, which is
+        // alive and borrowed by the caller.
+        let span = jump.and_then(|jump| unsafe { (jump.span)(this.cast()) })?;
+        // SAFETY: the span lives in the node's value, which the caller
+        // borrows for as long as it holds the guard.
+        Some(unsafe { span.as_ref() }.enter())
     }
 
     /// Like [`enter`](Self::enter), for a frame about to be destroyed: if it
@@ -430,6 +438,8 @@ impl<T> Node<T> {
             FramePtr::of(this)
         });
         let _restore = Restore(below);
+        #[cfg(feature = "tracing")]
+        let _entered = Self::enter_span(this, jump);
         f()
     }
 

@@ -33,9 +33,11 @@ use crate::frame::{FramePtr, JumpTarget, Node};
 /// meanwhile, except those installed inside it.
 ///
 /// With the `tracing` feature, a snapshot also carries the span that was
-/// current at capture ([`tracing::Span::current`]), and restoring it enters
+/// current at capture (`tracing::Span::current()`), and restoring it enters
 /// that span: work started through an adapter runs inside the spawner's
-/// span, as `.in_current_span()` would do by hand.
+/// span, as `.in_current_span()` would do by hand. (A snapshot captured
+/// outside any span enters none, so the span current where it is restored
+/// stays current: tracing has no way to leave every span.)
 ///
 /// # Cost
 ///

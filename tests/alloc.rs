@@ -549,3 +549,18 @@ fn a_panicking_clone_during_capture_leaks_nothing() {
         "the Arc copied before the panic"
     );
 }
+
+#[test]
+fn try_get_allocates_nothing_found_or_not() {
+    use async_local_storage::try_get;
+    let (found, allocs) = scope(RequestId(3), || count(try_get::<RequestId>));
+    assert_eq!(found, Ok(RequestId(3)));
+    assert_eq!(allocs, NONE, "try_get, found");
+    let (missing, allocs) = scope(RequestId(3), || scope(S1(1), || count(try_get::<S2>)));
+    let err = missing.unwrap_err();
+    assert_eq!(
+        allocs, NONE,
+        "try_get, missing: the error is built in place"
+    );
+    assert_eq!(err.visible_count(), 2);
+}

@@ -2,11 +2,10 @@
 //! nodes (header, then value) in one buffer, inline when they fit in
 //! [`INLINE_BYTES`], otherwise in a single heap allocation.
 //!
-//! The nodes are position-independent except for their links. The buffer
-//! moves with the snapshot when it is inline, so the links are written
-//! lazily: [`Captured::top`] rewrites them whenever the buffer's address
-//! differs from the one they were written for (`linked_at`), which only
-//! happens on the first use after a move (LINK). Every node starts at a
+//! The nodes are position-independent except for their links, which
+//! [`Captured::top`] writes before the nodes are published (LINK): at every
+//! call for an inline buffer (it moves with the snapshot), once for a heap
+//! buffer. Every node starts at a
 //! multiple of the largest node alignment in the buffer (`align`), so the
 //! nodes can be walked from the buffer's start with their sizes alone.
 
@@ -99,7 +98,7 @@ pub(crate) struct Captured {
     size: usize,
     /// Nodes written (all of them, except while a capture or clone runs).
     len: usize,
-    /// The buffer address the links were last written for; 0 if never.
+    /// The heap buffer address the links were last written for; 0 if never.
     linked_at: Cell<usize>,
 }
 
@@ -182,19 +181,28 @@ impl Captured {
 
     /// The first node, with the links written for where the buffer is now;
     /// null when there are none.
+    ///
+    /// Inline nodes are relinked at every call: the buffer moves with the
+    /// snapshot, and even where it does not, a pointer kept from an earlier
+    /// call may no longer be used once the snapshot (or the future holding
+    /// it) has been mutably borrowed again. Heap nodes never move, and their
+    /// pointers derive from the allocation, so they are linked once. A
+    /// single node has no link to write (its link is always null).
+    #[inline]
     pub(crate) fn top(&self) -> FramePtr {
         if self.len == 0 {
             return FramePtr::NULL;
         }
         let base = self.base();
-        if self.linked_at.get() != base.as_ptr() as usize {
+        if self.len > 1 && (self.heap.is_none() || self.linked_at.get() != base.as_ptr() as usize) {
             let mut nodes = self.nodes().peekable();
             while let Some((node, _)) = nodes.next() {
                 let link = FramePtr(nodes.peek().map(|&(next, _)| next));
                 // SAFETY: (LINK) the node is in this buffer, behind an
-                // `UnsafeCell`; no reference to its header is alive, since
-                // the buffer is not published: published buffers do not move,
-                // so their links are current and this branch is not taken.
+                // `UnsafeCell` (or in the heap buffer it owns), and no
+                // reference to its header is alive: headers are only read
+                // through references during a walk, and a walk of these
+                // nodes runs inside `run` or a poll, after this returns.
                 unsafe { (*node.as_ptr()).link = link };
             }
             self.linked_at.set(base.as_ptr() as usize);

@@ -1,0 +1,104 @@
+//! The `tracing` feature (issue 10): a snapshot carries the span that was
+//! current where it was captured, so every adapter starts new work inside
+//! the spawner's span, as `.in_current_span()` would by hand.
+//!
+//! A real subscriber (tracing-subscriber's `Registry`) is installed as the
+//! global default once, so that spans are tracked on every thread.
+
+use std::sync::Once;
+
+use async_local_storage::{get, scope, thread, Snapshot, WithStore};
+use tracing::{info_span, Span};
+
+fn subscriber() {
+    static INIT: Once = Once::new();
+    INIT.call_once(|| {
+        tracing::subscriber::set_global_default(tracing_subscriber::registry())
+            .expect("no other global subscriber in this binary");
+    });
+}
+
+/// The id of the span current here.
+fn current() -> Option<tracing::Id> {
+    Span::current().id()
+}
+
+#[test]
+fn a_snapshot_enters_the_span_current_at_capture() {
+    subscriber();
+    let span = info_span!("request", id = 7);
+    let snapshot = span.in_scope(|| scope(7u32, Snapshot::capture));
+    assert_eq!(current(), None);
+    let seen = snapshot.run(|| (current(), get::<u32>()));
+    assert_eq!(seen, (span.id(), Some(7)));
+    assert_eq!(current(), None, "the span is left with the snapshot");
+    // Captured outside any span: restoring enters no span (tracing has no
+    // way to leave every span), so the restoring side's stays current.
+    let empty = Snapshot::capture();
+    let other = info_span!("other");
+    assert_eq!(other.in_scope(|| empty.run(current)), other.id());
+}
+
+#[test]
+fn spawns_through_the_tokio_adapter_start_in_the_spawners_span() {
+    subscriber();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let span = info_span!("handler", request = 42);
+    let expected = span.id();
+    let (task, blocking, plain) = rt.block_on(
+        async {
+            let task = async_local_storage::adapters::tokio::spawn(async { current() });
+            let blocking = async_local_storage::adapters::tokio::spawn_blocking(current);
+            let plain = tokio::spawn(async { current() });
+            (
+                task.await.unwrap(),
+                blocking.await.unwrap(),
+                plain.await.unwrap(),
+            )
+        }
+        .with_store(1u8)
+        .instrument_in(span),
+    );
+    assert_eq!(task, expected, "adapter spawn");
+    assert_eq!(blocking, expected, "adapter spawn_blocking");
+    assert_eq!(plain, None, "tokio's own spawn starts outside the span");
+}
+
+#[test]
+fn threads_started_through_the_adapter_start_in_the_spawners_span() {
+    subscriber();
+    let span = info_span!("job");
+    let handle = span.in_scope(|| thread::spawn(current));
+    assert_eq!(handle.join().unwrap(), span.id());
+    let plain = span.in_scope(|| std::thread::spawn(current));
+    assert_eq!(plain.join().unwrap(), None);
+}
+
+#[test]
+fn a_with_snapshot_future_is_polled_in_the_span_at_every_poll() {
+    subscriber();
+    let span = info_span!("carried");
+    let snapshot = span.in_scope(Snapshot::capture);
+    let fut = async {
+        let first = current();
+        tokio::task::yield_now().await;
+        (first, current())
+    }
+    .with_snapshot(snapshot);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    assert_eq!(rt.block_on(fut), (span.id(), span.id()));
+}
+
+/// `tracing::Instrument`, spelled out so the test needs no extra import.
+trait InstrumentIn: std::future::Future + Sized {
+    fn instrument_in(self, span: Span) -> tracing::instrument::Instrumented<Self> {
+        tracing::Instrument::instrument(self, span)
+    }
+}
+impl<F: std::future::Future> InstrumentIn for F {}
