@@ -29,6 +29,10 @@ grep -q '^async-local-storage = ' <<<"$toml" || {
     echo "error: the first \`\`\`toml block of $readme has no async-local-storage line" >&2
     exit 1
 }
+# The repository's two commands (Developing) stay in the README, verbatim.
+for command in "cargo run --example batch --features tokio" "./scripts/test.sh"; do
+    grep -qF -- "$command" "$readme" || { echo "error: $readme no longer shows \`$command\`" >&2; exit 1; }
+done
 if grep -q '^# ' <<<"$program"; then
     echo "error: the first program has rustdoc hidden lines (# ...): it does not paste" >&2
     exit 1
