@@ -3,16 +3,19 @@
 //!
 //! * `capture`: one `Snapshot::capture()` plus its drop, with 0 (`bare`),
 //!   1 and 4 `u64`-sized stores visible. Time per capture.
-//! * `spawn_*`: one iteration runs a parent task that has one store
-//!   (`with_store(A(7))`), spawns 100 empty tasks and awaits them all;
-//!   time per task = time per iteration / 100 (the parent's own spawn is
-//!   amortised over the 100). `bare` is the runtime's own spawn
-//!   (the task sees no store); `adapter` is this crate's (captures one
-//!   store, restores it at every poll of the task). For tokio, the
-//!   `task_local!` way is measured too: `spawn(KEY.scope(KEY.get(), fut))`.
+//! * `spawn_*`, one group per runtime: one iteration runs a parent task that
+//!   spawns 100 empty tasks and awaits them all; time per task = time per
+//!   iteration / 100 (the parent's own spawn is amortised over the 100).
+//!   `bare` is the runtime's own spawn (the task sees no store; the parent
+//!   has one); `adapter ..., 1 store` is this crate's spawn in a parent with
+//!   one store (`A(7)`), `adapter ..., 4 stores` in a parent with four
+//!   (`u64` newtypes `A`..`D`): it captures them all and restores them at
+//!   every poll of the task. For tokio, the `task_local!` way is measured
+//!   too: `spawn(KEY.scope(KEY.get(), fut))` for one key and for four.
 //!
 //! Run: `cargo bench --all-features --bench spawn`.
 
+use std::future::Future;
 use std::hint::black_box;
 
 use async_local_storage::adapters::smol::ExecutorExt;
@@ -36,6 +39,9 @@ const GROUPS: [&str; 6] = [
 
 tokio::task_local! {
     static TL_ID: A;
+    static TL_B: B;
+    static TL_C: C;
+    static TL_D: D;
 }
 
 fn capture(c: &mut Criterion) {
@@ -57,21 +63,51 @@ fn capture(c: &mut Criterion) {
 /// The join step for runtimes whose handles yield the output directly.
 fn done(_: ()) {}
 
+/// The parent with one store.
+fn one_store<F: Future>(parent: F) -> impl Future<Output = F::Output> {
+    parent.with_store(black_box(A(7)))
+}
+
+/// The parent with four stores.
+fn four_stores<F: Future>(parent: F) -> impl Future<Output = F::Output> {
+    parent
+        .with_store(black_box(A(7)))
+        .with_store(black_box(B(2)))
+        .with_store(black_box(C(3)))
+        .with_store(black_box(D(4)))
+}
+
 /// Spawns `TASKS` empty tasks with `$spawn` and awaits them, inside a parent
-/// future with one store; `$block_on` runs the parent, as a task of the
-/// runtime where it has one (so that spawning happens on a worker thread,
-/// as in a server, not from the bench thread).
+/// future given its stores by `$stores` (`one_store` unless said);
+/// `$block_on` runs the parent, as a task of the runtime where it has one (so
+/// that spawning happens on a worker thread, as in a server, not from the
+/// bench thread).
 macro_rules! spawn_many {
-    (|$fut:ident| $block_on:expr, $spawn:expr, $join:expr) => {{
-        let $fut = async {
+    (|$fut:ident| $block_on:expr, $spawn:expr, $join:expr) => {
+        spawn_many!(one_store, |$fut| $block_on, $spawn, $join)
+    };
+    ($stores:expr, |$fut:ident| $block_on:expr, $spawn:expr, $join:expr) => {{
+        let $fut = $stores(async {
             let handles: Vec<_> = (0..TASKS).map(|_| $spawn(async {})).collect();
             for handle in handles {
                 $join(handle.await);
             }
-        }
-        .with_store(black_box(A(7)));
+        });
         $block_on
     }};
+}
+
+/// The adapter's two variants (parent with one store, with four) in group
+/// `$g`, named after `$what`.
+macro_rules! adapter_variants {
+    ($g:expr, $what:expr, |$fut:ident| $block_on:expr, $spawn:expr, $join:expr) => {
+        $g.bench_function(concat!("adapter: ", $what, ", 1 store"), |b| {
+            b.iter(|| spawn_many!(one_store, |$fut| $block_on, $spawn, $join))
+        });
+        $g.bench_function(concat!("adapter: ", $what, ", 4 stores"), |b| {
+            b.iter(|| spawn_many!(four_stores, |$fut| $block_on, $spawn, $join))
+        });
+    };
 }
 
 fn tokio_group(c: &mut Criterion, name: &str, rt: &tokio::runtime::Runtime) {
@@ -85,19 +121,14 @@ fn tokio_group(c: &mut Criterion, name: &str, rt: &tokio::runtime::Runtime) {
             )
         })
     });
-    g.bench_function(
-        "adapter: async_local_storage::adapters::tokio::spawn",
-        |b| {
-            b.iter(|| {
-                spawn_many!(
-                    |f| rt.block_on(async { tokio::spawn(f).await.unwrap() }),
-                    async_local_storage::adapters::tokio::spawn,
-                    Result::unwrap
-                )
-            })
-        },
+    adapter_variants!(
+        g,
+        "async_local_storage::adapters::tokio::spawn",
+        |f| rt.block_on(async { tokio::spawn(f).await.unwrap() }),
+        async_local_storage::adapters::tokio::spawn,
+        Result::unwrap
     );
-    g.bench_function("tokio::spawn + task_local re-scope", |b| {
+    g.bench_function("tokio::spawn + task_local re-scope, 1 key", |b| {
         b.iter(|| {
             let parent = TL_ID.scope(black_box(A(7)), async {
                 let handles: Vec<_> = (0..TASKS)
@@ -107,6 +138,34 @@ fn tokio_group(c: &mut Criterion, name: &str, rt: &tokio::runtime::Runtime) {
                     handle.await.unwrap();
                 }
             });
+            rt.block_on(async { tokio::spawn(parent).await.unwrap() })
+        })
+    });
+    g.bench_function("tokio::spawn + task_local re-scope, 4 keys", |b| {
+        b.iter(|| {
+            let parent = async {
+                let handles: Vec<_> = (0..TASKS)
+                    .map(|_| {
+                        tokio::spawn(TL_D.scope(
+                            TL_D.get(),
+                            TL_C.scope(
+                                TL_C.get(),
+                                TL_B.scope(TL_B.get(), TL_ID.scope(TL_ID.get(), async {})),
+                            ),
+                        ))
+                    })
+                    .collect();
+                for handle in handles {
+                    handle.await.unwrap();
+                }
+            };
+            let parent = TL_D.scope(
+                black_box(D(4)),
+                TL_C.scope(
+                    black_box(C(3)),
+                    TL_B.scope(black_box(B(2)), TL_ID.scope(black_box(A(7)), parent)),
+                ),
+            );
             rt.block_on(async { tokio::spawn(parent).await.unwrap() })
         })
     });
@@ -138,17 +197,12 @@ fn spawn(c: &mut Criterion) {
             )
         })
     });
-    g.bench_function(
-        "adapter: async_local_storage::adapters::async_std::spawn",
-        |b| {
-            b.iter(|| {
-                spawn_many!(
-                    |f| async_std::task::block_on(async_std::task::spawn(f)),
-                    async_local_storage::adapters::async_std::spawn,
-                    done
-                )
-            })
-        },
+    adapter_variants!(
+        g,
+        "async_local_storage::adapters::async_std::spawn",
+        |f| async_std::task::block_on(async_std::task::spawn(f)),
+        async_local_storage::adapters::async_std::spawn,
+        done
     );
     g.finish();
 
@@ -156,15 +210,13 @@ fn spawn(c: &mut Criterion) {
     g.bench_function("bare: smol::spawn", |b| {
         b.iter(|| spawn_many!(|f| smol::block_on(smol::spawn(f)), smol::spawn, done))
     });
-    g.bench_function("adapter: async_local_storage::adapters::smol::spawn", |b| {
-        b.iter(|| {
-            spawn_many!(
-                |f| smol::block_on(smol::spawn(f)),
-                async_local_storage::adapters::smol::spawn,
-                done
-            )
-        })
-    });
+    adapter_variants!(
+        g,
+        "async_local_storage::adapters::smol::spawn",
+        |f| smol::block_on(smol::spawn(f)),
+        async_local_storage::adapters::smol::spawn,
+        done
+    );
     g.finish();
 
     let ex = smol::Executor::new();
@@ -172,15 +224,13 @@ fn spawn(c: &mut Criterion) {
     g.bench_function("bare: Executor::spawn", |b| {
         b.iter(|| spawn_many!(|f| smol::block_on(ex.run(f)), |t| ex.spawn(t), done))
     });
-    g.bench_function("adapter: ExecutorExt::spawn_with_stores", |b| {
-        b.iter(|| {
-            spawn_many!(
-                |f| smol::block_on(ex.run(f)),
-                |t| ex.spawn_with_stores(t),
-                done
-            )
-        })
-    });
+    adapter_variants!(
+        g,
+        "ExecutorExt::spawn_with_stores",
+        |f| smol::block_on(ex.run(f)),
+        |t| ex.spawn_with_stores(t),
+        done
+    );
     g.finish();
 }
 

@@ -1,0 +1,251 @@
+//! Instruction counts under callgrind (gungraun): the deterministic
+//! counterpart of the criterion groups, and what the CI gate checks
+//! (`scripts/instructions.sh`, baseline in `benches/instructions.baseline`).
+//!
+//! Each benchmark measures exactly ONE operation: everything it needs (the
+//! future, the enclosing scopes, a snapshot) is built first, and only the
+//! call to [`measured_op`] is counted (callgrind's `--toggle-collect` is set
+//! to that one function, see `main!` below). So a figure is the instructions
+//! of one poll, one read, one capture or one create+drop, plus the same few
+//! instructions of call overhead in every benchmark (`poll_bare` shows them
+//! for the poll group). Values a benchmark makes (a snapshot, a read value)
+//! are returned from `measured_op`, so their drop is not counted.
+//!
+//! * `poll_*`: one poll of the leaf future (the second: the first is a
+//!   warm-up, so every figure is the steady state) through
+//!   `Pin<&mut dyn Future>`, bare and wrapped;
+//! * `read_*`: one `get::<A>()` with the store 1 or 4 frames deep, and a miss;
+//! * `snapshot_*`: `Snapshot::capture` with 1 and 4 stores visible,
+//!   `Snapshot::clone` of a 1-store snapshot;
+//! * `scoped_drop_*`: create and drop a `Scoped<Ready<()>, u64>` (its drop
+//!   enters the frame), outside any scope and inside 1 and 4 scopes;
+//! * `tokio_*`: tokio `task_local!` equivalents, for reference only (the
+//!   gate does not check them).
+//!
+//! Run: `scripts/instructions.sh` (installs the runner, prints the table,
+//! checks the baseline), or `cargo bench --features tokio --bench instructions`
+//! with `gungraun-runner` of the same version as the `gungraun` dev-dependency
+//! on `PATH` (or in `GUNGRAUN_RUNNER`).
+
+// gungraun's macros generate undocumented `pub` modules, functions and
+// constants for every benchmark and group.
+#![allow(missing_docs)]
+
+use std::future::{ready, Future, Ready};
+use std::hint::black_box;
+use std::pin::{pin, Pin};
+use std::task::{Context, Poll};
+
+use async_local_storage::{get, scope, Snapshot, WithStore};
+use gungraun::{
+    library_benchmark, library_benchmark_group, main, Callgrind, EntryPoint, LibraryBenchmarkConfig,
+};
+
+mod common;
+
+use common::{Leaf, A, B, C, D};
+
+/// The one function whose instructions are counted (the callgrind entry
+/// point). `f` is inlined into it; what `f` returns is dropped by the
+/// caller, outside the count.
+#[inline(never)]
+fn measured_op<R>(f: impl FnOnce() -> R) -> R {
+    f()
+}
+
+/// The pattern callgrind matches against the demangled name of
+/// [`measured_op`] (every instantiation has the same name).
+const ENTRY_POINT: &str = "*::measured_op";
+
+/// A store type nothing sets: reads of it walk every frame.
+#[derive(Clone, Copy)]
+struct Unset;
+
+tokio::task_local! {
+    static TL_U64: u64;
+    static TL_A: A;
+    static TL_B: B;
+    static TL_C: C;
+    static TL_D: D;
+}
+
+/// Polls `fut` once (warm-up), then counts one more poll, made as an
+/// executor makes it: through `Pin<&mut dyn Future>` with a no-op waker.
+fn count_one_poll(fut: Pin<&mut dyn Future<Output = ()>>) -> Poll<()> {
+    let mut fut = black_box(fut);
+    let mut cx = Context::from_waker(futures::task::noop_waker_ref());
+    assert!(fut.as_mut().poll(&mut cx).is_pending());
+    let out = measured_op(|| fut.as_mut().poll(&mut cx));
+    assert!(out.is_pending());
+    out
+}
+
+/// Three stores of other types around `f`, so that an `A` installed
+/// outside is 4 frames deep.
+fn depth4<R>(f: impl FnOnce() -> R) -> R {
+    scope(B(2), || scope(C(3), || scope(D(4), f)))
+}
+
+/// Four nested scopes of different types (A outermost).
+fn scopes4<R>(f: impl FnOnce() -> R) -> R {
+    scope(A(1), || depth4(f))
+}
+
+// ---- per poll ----
+
+#[library_benchmark]
+fn poll_bare() -> Poll<()> {
+    count_one_poll(pin!(Leaf::new()))
+}
+
+#[library_benchmark]
+fn poll_with_store_u64() -> Poll<()> {
+    count_one_poll(pin!(Leaf::new().with_store(black_box(7u64))))
+}
+
+#[library_benchmark]
+fn poll_with_store_4k() -> Poll<()> {
+    count_one_poll(pin!(Leaf::new().with_store(black_box([7u8; 4096]))))
+}
+
+#[library_benchmark]
+fn poll_with_store_x4_nested() -> Poll<()> {
+    count_one_poll(pin!(common::nested4()))
+}
+
+#[library_benchmark]
+fn poll_with_snapshot_1() -> Poll<()> {
+    let snapshot = scope(A(1), Snapshot::capture);
+    count_one_poll(pin!(Leaf::new().with_snapshot(snapshot)))
+}
+
+// ---- per read ----
+
+#[library_benchmark]
+fn read_get_depth1() -> Option<A> {
+    scope(A(7), || measured_op(get::<A>))
+}
+
+#[library_benchmark]
+fn read_get_depth4() -> Option<A> {
+    scope(A(7), || depth4(|| measured_op(get::<A>)))
+}
+
+#[library_benchmark]
+fn read_get_miss_4_frames() -> Option<Unset> {
+    scopes4(|| measured_op(get::<Unset>))
+}
+
+// ---- snapshots ----
+
+#[library_benchmark]
+fn snapshot_capture_1() -> Snapshot {
+    let snapshot = scope(A(1), || measured_op(Snapshot::capture));
+    assert_eq!(snapshot.len(), 1);
+    snapshot
+}
+
+#[library_benchmark]
+fn snapshot_capture_4() -> Snapshot {
+    let snapshot = scopes4(|| measured_op(Snapshot::capture));
+    assert_eq!(snapshot.len(), 4);
+    snapshot
+}
+
+#[library_benchmark]
+fn snapshot_clone_1() -> (Snapshot, Snapshot) {
+    let snapshot = scope(A(1), Snapshot::capture);
+    let copy = measured_op(|| black_box(&snapshot).clone());
+    assert_eq!(copy.len(), 1);
+    (snapshot, copy)
+}
+
+// ---- Scoped drop (create + drop) ----
+
+/// Creates a `Scoped<Ready<()>, u64>` and drops it, which enters its frame.
+fn create_and_drop() {
+    measured_op(|| {
+        let fut: async_local_storage::Scoped<Ready<()>, u64> =
+            black_box(ready(())).with_store(black_box(7u64));
+        drop(black_box(fut));
+    });
+}
+
+#[library_benchmark]
+fn scoped_drop_outside() {
+    create_and_drop();
+}
+
+#[library_benchmark]
+fn scoped_drop_in_1() {
+    scope(A(1), create_and_drop);
+}
+
+#[library_benchmark]
+fn scoped_drop_in_4() {
+    scopes4(create_and_drop);
+}
+
+// ---- tokio task_local! (reference, not gated) ----
+
+#[library_benchmark]
+fn tokio_poll_scope_u64() -> Poll<()> {
+    count_one_poll(pin!(TL_U64.scope(black_box(7u64), Leaf::new())))
+}
+
+#[library_benchmark]
+fn tokio_poll_scope_x4_nested() -> Poll<()> {
+    count_one_poll(pin!(TL_D.scope(
+        black_box(D(4)),
+        TL_C.scope(
+            black_box(C(3)),
+            TL_B.scope(black_box(B(2)), TL_A.scope(black_box(A(1)), Leaf::new())),
+        ),
+    )))
+}
+
+#[library_benchmark]
+fn tokio_read_localkey_with() -> u64 {
+    TL_A.sync_scope(A(7), || measured_op(|| TL_A.with(|a| a.0)))
+}
+
+library_benchmark_group!(
+    name = per_poll,
+    benchmarks = [
+        poll_bare,
+        poll_with_store_u64,
+        poll_with_store_4k,
+        poll_with_store_x4_nested,
+        poll_with_snapshot_1
+    ]
+);
+
+library_benchmark_group!(
+    name = per_read,
+    benchmarks = [read_get_depth1, read_get_depth4, read_get_miss_4_frames]
+);
+
+library_benchmark_group!(
+    name = snapshot,
+    benchmarks = [snapshot_capture_1, snapshot_capture_4, snapshot_clone_1]
+);
+
+library_benchmark_group!(
+    name = scoped_drop,
+    benchmarks = [scoped_drop_outside, scoped_drop_in_1, scoped_drop_in_4]
+);
+
+library_benchmark_group!(
+    name = tokio_reference,
+    benchmarks = [
+        tokio_poll_scope_u64,
+        tokio_poll_scope_x4_nested,
+        tokio_read_localkey_with
+    ]
+);
+
+main!(
+    config = LibraryBenchmarkConfig::default()
+        .tool(Callgrind::default().entry_point(EntryPoint::Custom(ENTRY_POINT.to_owned()))),
+    library_benchmark_groups = [per_poll, per_read, snapshot, scoped_drop, tokio_reference]
+);
