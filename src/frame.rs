@@ -200,64 +200,21 @@ pub(crate) enum Kind {
     },
     /// `without_store`: reads of `type_id` stop here and find nothing.
     Hidden,
-    /// `isolate`, `with_snapshot`: the link is where reads continue, and is
-    /// computed on entry from the frame's own value.
-    Jump(&'static Jump),
+    /// `isolate`, `.isolated()`: a jump frame whose link is null.
+    Isolate,
+    /// `with_snapshot`: a jump frame whose link is the first node of the
+    /// `Snapshot` that follows the header, and which (with `tracing`)
+    /// enters the snapshot's span.
+    #[cfg(feature = "alloc")]
+    Snapshot,
 }
 
-/// How a jump frame computes its link, and (with `tracing`) its span.
-pub(crate) struct Jump {
-    /// The link, from the node the header heads.
-    target: unsafe fn(NonNull<Header>) -> FramePtr,
-    /// The span to enter while the frame is entered, if any.
-    #[cfg(feature = "tracing")]
-    span: unsafe fn(NonNull<Header>) -> Option<NonNull<tracing::Span>>,
-}
-
-/// The value of a jump frame: [`Isolated`], [`Snapshot`](crate::Snapshot).
-///
-/// # Safety
-///
-/// (LINK) `target` returns null or a frame that stays alive, with current
-/// links, as long as `self` is neither moved nor dropped. The type must be
-/// zero-sized or a `Snapshot` (see [`may_jump`]), which `Node::jump` checks.
-pub(crate) unsafe trait JumpTarget: Sized + 'static {
-    /// Where reads continue inside the frame.
-    fn target(&self) -> FramePtr;
-
-    /// The span to enter while the frame is entered.
-    #[cfg(feature = "tracing")]
-    fn span(&self) -> Option<&tracing::Span> {
-        None
-    }
-}
-
-/// # Safety
-/// `header` heads a live `Node<T>`, with the provenance of the whole node.
-unsafe fn target_of<T: JumpTarget>(header: NonNull<Header>) -> FramePtr {
-    // SAFETY: guaranteed by the caller.
-    unsafe { header.cast::<Node<T>>().as_ref() }.value.target()
-}
-
-/// # Safety
-/// As for [`target_of`].
-#[cfg(feature = "tracing")]
-unsafe fn span_of<T: JumpTarget>(header: NonNull<Header>) -> Option<NonNull<tracing::Span>> {
-    // SAFETY: guaranteed by the caller.
-    let node = unsafe { header.cast::<Node<T>>().as_ref() };
-    node.value.span().map(NonNull::from)
-}
-
-impl<T: JumpTarget> MetaOf<T> {
-    const JUMP: Meta = Meta {
-        type_id: TypeId::of::<JumpMarker>(),
-        kind: Kind::Jump(&Jump {
-            target: target_of::<T>,
-            #[cfg(feature = "tracing")]
-            span: span_of::<T>,
-        }),
-        name: core::any::type_name::<T>,
-    };
+/// What a jump frame does on entry; see [`Node::jump_kind`].
+#[derive(Clone, Copy)]
+enum Jump {
+    Isolate,
+    #[cfg(feature = "alloc")]
+    Snapshot,
 }
 
 /// The per-type statics.
@@ -295,6 +252,21 @@ impl<T: ?Sized + 'static> MetaOf<T> {
 
 /// No store has this type: reads never stop at a jump frame.
 struct JumpMarker;
+
+/// Isolating frames: reads stop at them and find nothing further out.
+static ISOLATE: Meta = Meta {
+    type_id: TypeId::of::<JumpMarker>(),
+    kind: Kind::Isolate,
+    name: core::any::type_name::<Isolated>,
+};
+
+/// Snapshot frames: reads continue in the snapshot's own nodes.
+#[cfg(feature = "alloc")]
+static SNAPSHOT: Meta = Meta {
+    type_id: TypeId::of::<JumpMarker>(),
+    kind: Kind::Snapshot,
+    name: core::any::type_name::<crate::Snapshot>,
+};
 
 /// A frame: header, then value.
 #[repr(C)]
@@ -346,13 +318,14 @@ impl<T: 'static> Node<T> {
     }
 }
 
-impl<T: JumpTarget> Node<T> {
-    /// A jump frame: reads inside it continue at `value.target()`.
-    pub(crate) fn jump(value: T) -> Self {
-        const { assert!(may_jump::<T>(), "a jump frame's value must pass `may_jump`") };
+#[cfg(feature = "alloc")]
+impl Node<crate::Snapshot> {
+    /// A frame in which exactly the snapshot's stores are visible.
+    pub(crate) fn snapshot(snapshot: crate::Snapshot) -> Self {
+        const { assert!(may_jump::<crate::Snapshot>()) };
         Node {
-            header: Header::new(&MetaOf::<T>::JUMP),
-            value,
+            header: Header::new(&SNAPSHOT),
+            value: snapshot,
         }
     }
 }
@@ -370,12 +343,14 @@ impl<T> Node<T> {
     /// zero-sized or snapshots, so every other `T` skips the check at
     /// compile time and the hot path of a store frame stays two writes.
     #[inline(always)]
-    fn jump_kind(&self) -> Option<&'static Jump> {
+    fn jump_kind(&self) -> Option<Jump> {
         if !may_jump::<T>() {
             return None;
         }
         match self.header.meta.kind {
-            Kind::Jump(jump) => Some(jump),
+            Kind::Isolate => Some(Jump::Isolate),
+            #[cfg(feature = "alloc")]
+            Kind::Snapshot => Some(Jump::Snapshot),
             _ => None,
         }
     }
@@ -383,58 +358,92 @@ impl<T> Node<T> {
     /// Runs `f` with this frame innermost.
     #[inline]
     pub(crate) fn enter<R>(&mut self, f: impl FnOnce() -> R) -> R {
-        let jump = self.jump_kind();
+        if const { may_jump::<T>() } {
+            if let Some(jump) = self.jump_kind() {
+                return self.enter_jump(jump, f);
+            }
+        }
         let this = NonNull::from(&mut *self);
         let prev = imp::enter(|prev| {
             // The link is written before the frame is published, so a read
             // (even from an interrupt on the same core) never sees a stale one.
-            Self::link(this, jump, prev);
+            Self::link(this, None, prev);
             FramePtr::of(this)
         });
+        let _restore = Restore(prev);
+        f()
+    }
+
+    /// [`enter`](Self::enter) for a jump frame, kept apart so that the hot
+    /// path of a store frame stays small enough to inline everywhere. A jump
+    /// frame's link does not depend on what is below it, so it is written
+    /// before the slot is touched.
+    #[inline]
+    fn enter_jump<R>(&mut self, jump: Jump, f: impl FnOnce() -> R) -> R {
+        let this = NonNull::from(&mut *self);
+        Self::link(this, Some(jump), FramePtr::NULL);
+        let prev = imp::enter(|_| FramePtr::of(this));
         let _restore = Restore(prev);
         #[cfg(feature = "tracing")]
         let _entered = Self::enter_span(this, jump);
         f()
     }
 
-    /// Enters the span a jump frame carries (with `tracing`), until the
+    /// Enters the span a snapshot frame carries (with `tracing`), until the
     /// guard drops. The node must stay borrowed by the caller until then.
     #[cfg(feature = "tracing")]
-    #[inline(always)]
-    fn enter_span<'a>(
-        this: NonNull<Self>,
-        jump: Option<&'static Jump>,
-    ) -> Option<tracing::span::Entered<'a>> {
-        // SAFETY: (TYPE) the jump's own function for this node, which is
-        // alive and borrowed by the caller.
-        let span = jump.and_then(|jump| unsafe { (jump.span)(this.cast()) })?;
-        // SAFETY: the span lives in the node's value, which the caller
-        // borrows for as long as it holds the guard.
-        Some(unsafe { span.as_ref() }.enter())
+    #[inline]
+    fn enter_span<'a>(this: NonNull<Self>, jump: Jump) -> Option<tracing::span::Entered<'a>> {
+        let Jump::Snapshot = jump else {
+            return None;
+        };
+        // SAFETY: (TYPE) a `Snapshot` jump frame heads a `Node<Snapshot>`;
+        // the caller borrows the node for as long as it holds the guard.
+        let snapshot = unsafe { &this.cast::<Node<crate::Snapshot>>().as_ref().value };
+        snapshot.span().map(tracing::Span::enter)
     }
 
     /// Like [`enter`](Self::enter), for a frame about to be destroyed: if it
     /// is still reachable from the slot (only possible in the teardown of a
     /// thread that never unwinds, see (LIFO)), it is unpublished first,
     /// together with every frame above it, instead of being linked to itself.
+    #[inline]
     pub(crate) fn enter_to_drop<R>(&mut self, f: impl FnOnce() -> R) -> R {
-        let jump = self.jump_kind();
+        if const { may_jump::<T>() } {
+            if let Some(jump) = self.jump_kind() {
+                return self.enter_jump_to_drop(jump, f);
+            }
+        }
         let this = NonNull::from(&mut *self);
         let mut below = FramePtr::NULL;
         imp::enter(|prev| {
             below = if prev.reaches(this.cast()) {
-                match jump {
-                    // What was below a jump frame is not recorded: drop
-                    // every frame, which leaves nothing dangling.
-                    Some(_) => FramePtr::NULL,
-                    // SAFETY: (LIFO) the node is alive (we are dropping it),
-                    // and its link was written when it was entered.
-                    None => unsafe { this.cast::<Header>().as_ref() }.link,
-                }
+                // SAFETY: (LIFO) the node is alive (we are dropping it), and
+                // its link was written when it was last entered.
+                unsafe { this.cast::<Header>().as_ref() }.link
             } else {
                 prev
             };
-            Self::link(this, jump, below);
+            Self::link(this, None, below);
+            FramePtr::of(this)
+        });
+        let _restore = Restore(below);
+        f()
+    }
+
+    /// [`enter_to_drop`](Self::enter_to_drop) for a jump frame.
+    fn enter_jump_to_drop<R>(&mut self, jump: Jump, f: impl FnOnce() -> R) -> R {
+        let this = NonNull::from(&mut *self);
+        let mut below = FramePtr::NULL;
+        imp::enter(|prev| {
+            // What was below a jump frame is not recorded: if it is still
+            // reachable, drop every frame, which leaves nothing dangling.
+            below = if prev.reaches(this.cast()) {
+                FramePtr::NULL
+            } else {
+                prev
+            };
+            Self::link(this, Some(jump), below);
             FramePtr::of(this)
         });
         let _restore = Restore(below);
@@ -445,12 +454,17 @@ impl<T> Node<T> {
 
     /// Writes the link of the frame at `this` for entry above `prev`.
     #[inline(always)]
-    fn link(this: NonNull<Self>, jump: Option<&'static Jump>, prev: FramePtr) {
+    fn link(this: NonNull<Self>, jump: Option<Jump>, prev: FramePtr) {
         let link = match jump {
-            // SAFETY: (TYPE) the jump's own function for this node, which the
-            // caller borrows mutably.
-            Some(jump) => unsafe { (jump.target)(this.cast()) },
             None => prev,
+            Some(Jump::Isolate) => FramePtr::NULL,
+            // SAFETY: (TYPE) a `Snapshot` jump frame heads a
+            // `Node<Snapshot>`, which the caller borrows mutably. (LINK) the
+            // snapshot writes its nodes' links for where it is now.
+            #[cfg(feature = "alloc")]
+            Some(Jump::Snapshot) => unsafe { this.cast::<Node<crate::Snapshot>>().as_ref() }
+                .value
+                .top(),
         };
         // SAFETY: `this` comes from the caller's `&mut self`, and nothing
         // else refers to the node until it is published.
@@ -486,17 +500,14 @@ const fn may_jump<T>() -> bool {
 #[derive(Debug)]
 pub struct Isolated(());
 
-// SAFETY: (LINK) null: nothing further out is visible; zero-sized.
-unsafe impl JumpTarget for Isolated {
-    fn target(&self) -> FramePtr {
-        FramePtr::NULL
-    }
-}
-
 impl Node<Isolated> {
     /// A frame below which nothing is visible.
     pub(crate) fn isolated() -> Self {
-        Node::jump(Isolated(()))
+        const { assert!(may_jump::<Isolated>()) };
+        Node {
+            header: Header::new(&ISOLATE),
+            value: Isolated(()),
+        }
     }
 }
 

@@ -3,7 +3,7 @@
 use core::fmt;
 
 use crate::frame::carry::{self, Captured};
-use crate::frame::{FramePtr, JumpTarget, Node};
+use crate::frame::{FramePtr, Node};
 
 /// The stores visible at one point, copied so they can move to another task
 /// or thread and be made visible there again.
@@ -154,7 +154,7 @@ impl Snapshot {
     /// ```
     pub fn run<R>(&self, f: impl FnOnce() -> R) -> R {
         #[cfg(feature = "tracing")]
-        let _entered = self.span.enter();
+        let _entered = self.span().map(tracing::Span::enter);
         self.stores.run(f)
     }
 
@@ -180,21 +180,23 @@ impl Snapshot {
     }
 
     pub(crate) fn node(self) -> Node<Snapshot> {
-        Node::jump(self)
+        Node::snapshot(self)
     }
 }
 
-// SAFETY: (LINK) the target is the first of the snapshot's own nodes, with
-// its links rewritten for where it is now (`Captured::top`); they live, and
-// stay put, as long as the snapshot is neither moved nor dropped.
-unsafe impl JumpTarget for Snapshot {
-    fn target(&self) -> FramePtr {
+impl Snapshot {
+    /// The first of the snapshot's nodes, linked for where it is now: where
+    /// reads continue inside a `with_snapshot` frame.
+    #[inline]
+    pub(crate) fn top(&self) -> FramePtr {
         self.stores.top()
     }
 
+    /// The span to enter with the snapshot, unless it is none.
     #[cfg(feature = "tracing")]
-    fn span(&self) -> Option<&tracing::Span> {
-        Some(&self.span)
+    #[inline]
+    pub(crate) fn span(&self) -> Option<&tracing::Span> {
+        Some(&self.span).filter(|span| !span.is_none())
     }
 }
 
