@@ -25,14 +25,18 @@
 //! | `tokio` | [`adapters::tokio`](self::tokio) | tasks, local tasks, blocking closures, `JoinSet`s, driven futures (`block_on_with_stores`, `run_until_with_stores`) |
 //! | `async-std` | [`adapters::async_std`](self::async_std) | tasks, local tasks, blocking closures, driven futures (`block_on`) |
 //! | `smol` | [`adapters::smol`](self::smol) | tasks, `unblock` closures, executors, driven futures (`run_with_stores`, `block_on`) |
+//! | `tower` | [`adapters::tower`](self::tower) | a [`tower`](https://docs.rs/tower) service's requests: one store per request, built from it |
+//! | `http` | [`adapters::http`](self::http) | HTTP requests and their response bodies (axum, hyper, tonic) |
+//! | `log` | [`adapters::log`](self::log) | every `log` record: key-values read from the visible stores |
 //!
-//! Every module offers the runtime's own spawn functions under the same
-//! names and signatures; each captures a [`Snapshot`](crate::Snapshot)
+//! Every runtime module offers the runtime's own spawn functions under the
+//! same names and signatures; each captures a [`Snapshot`](crate::Snapshot)
 //! where it is called and runs the new work inside it. Each also offers a
 //! way to drive the runtime from inside a scope (`block_on` and the like)
 //! that keeps the caller's stores to the driven future and shows none to
 //! the other tasks polled meanwhile, which the runtime's own `block_on`
-//! would lend them to.
+//! would lend them to. `tower` and `http` install a store per request;
+//! `log` reads the stores into log records.
 
 #[cfg(feature = "tokio")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
@@ -45,3 +49,15 @@ pub mod async_std;
 #[cfg(feature = "smol")]
 #[cfg_attr(docsrs, doc(cfg(feature = "smol")))]
 pub mod smol;
+
+#[cfg(feature = "tower")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
+pub mod tower;
+
+#[cfg(feature = "http")]
+#[cfg_attr(docsrs, doc(cfg(feature = "http")))]
+pub mod http;
+
+#[cfg(feature = "log")]
+#[cfg_attr(docsrs, doc(cfg(feature = "log")))]
+pub mod log;

@@ -1,161 +1,169 @@
-//! A per-request logger for an axum server, without passing it around.
+//! Every log line of a request carries its id, without passing anything
+//! around: an axum server with `HttpStoreLayer` and the `log` bridge.
 //!
 //! ```text
-//! cargo run --example web_logger --features tokio                  # serve on 127.0.0.1:3000 until Ctrl-C
-//! curl -i http://127.0.0.1:3000/work/hello                         # (in another terminal)
-//! cargo run --example web_logger --features tokio -- --self-test   # send itself 20 concurrent requests and check the logs
+//! cargo run --example web_logger --features http,log,tokio                  # serve 127.0.0.1:3000 until Ctrl-C
+//! curl -i http://127.0.0.1:3000/work/hello                                 # (in another terminal)
+//! cargo run --example web_logger --features http,log,tokio -- --self-test   # 20 concurrent requests to itself, checked
 //! ```
 //!
-//! A middleware gives each request an id, builds a `RequestLogger` (request
-//! id, method, path) and runs the rest of the request with it in the store.
-//! Handlers and the helpers they call, however deep, get it back with
-//! `logger()`; outside a request the same call returns a background logger.
-//! Lines go through `tracing`, so each one carries the request's fields:
+//! One layer, `HttpStoreLayer::new(|_| RequestId::next())`, gives each
+//! request an id and installs it as a store for everything the request runs:
+//! the middleware below it, the handler and its helpers however deep, a task
+//! spawned through `async_local_storage::adapters::tokio::spawn`, and the
+//! streaming response body, which the server polls after the handler has
+//! returned. The global logger is env_logger wrapped in a `StoreLogger`,
+//! which adds `request_id=<id>` to every record logged while a `RequestId`
+//! is visible:
 //!
 //! ```text
-//! INFO db: loaded account acct-7 for token03 request_id=5 method=GET path=/work/token03
+//! [INFO  web_logger] db: loaded account acct-7 for token03 request_id=5
+//! [INFO  web_logger] chunk 2/3 of token03 request_id=5
+//! [INFO  web_logger] db: loaded account acct-7 for warm-up
 //! ```
 //!
 //! With `--self-test` the example binds a free loopback port, sends itself
 //! concurrent requests, and checks that every log line produced for a request
-//! carries that request's id and no other. It exits with 0 when they all do.
+//! (nine each, from six places) carries that request's id and no other. It
+//! exits with 0 when they all do.
 
 use std::fmt;
-use std::io::{self, IsTerminal};
+use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use async_local_storage::{get, WithStore};
+use async_local_storage::adapters::http::HttpStoreLayer;
+use async_local_storage::adapters::log::StoreLogger;
+use async_local_storage::get;
+use axum::body::Body;
 use axum::extract::{Path, Request};
-use axum::http::{HeaderValue, Method};
+use axum::http::HeaderValue;
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::get as route_get;
 use axum::Router;
+use futures::StreamExt;
+use log::info;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 // ---------------------------------------------------------------------------
-// The logger, and how code finds it.
+// The store: one id per request.
 // ---------------------------------------------------------------------------
 
-/// The store: a logger that stamps every line with the request's fields.
-///
-/// Cloning it is cheap (an `Arc`), which matters because `logger()` clones
-/// it out of the store on every call.
-#[derive(Clone, Debug, Default)]
-struct RequestLogger {
-    /// `None` for the background logger used outside requests.
-    request: Option<Arc<RequestInfo>>,
-}
-
-#[derive(Debug)]
-struct RequestInfo {
-    id: u64,
-    method: Method,
-    path: String,
-}
-
-impl RequestLogger {
-    fn for_request(id: u64, method: Method, path: String) -> Self {
-        RequestLogger {
-            request: Some(Arc::new(RequestInfo { id, method, path })),
-        }
-    }
-
-    fn request_id(&self) -> Option<u64> {
-        self.request.as_ref().map(|request| request.id)
-    }
-
-    fn info(&self, message: impl fmt::Display) {
-        match &self.request {
-            Some(r) => {
-                tracing::info!(request_id = r.id, method = %r.method, path = %r.path, "{message}")
-            }
-            None => tracing::info!("{message}"),
-        }
-    }
-}
-
-/// The logger of the request being handled, or the background logger when
-/// called outside a request (at startup, in a background job...).
-fn logger() -> RequestLogger {
-    get::<RequestLogger>().unwrap_or_default()
-}
-
-// ---------------------------------------------------------------------------
-// The middleware: one id and one logger per request.
-// ---------------------------------------------------------------------------
+/// The request id: the store `HttpStoreLayer` installs, and the key-value
+/// `StoreLogger` adds to every record.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct RequestId(u64);
 
 static NEXT_REQUEST_ID: AtomicU64 = AtomicU64::new(1);
-static IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
-static MAX_IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
 
-async fn with_request_logger(request: Request, next: Next) -> Response {
-    let id = NEXT_REQUEST_ID.fetch_add(1, Ordering::Relaxed);
-    let request_logger = RequestLogger::for_request(
-        id,
-        request.method().clone(),
-        request.uri().path().to_owned(),
-    );
-
-    let mut response = async move {
-        let in_flight = IN_FLIGHT.fetch_add(1, Ordering::Relaxed) + 1;
-        MAX_IN_FLIGHT.fetch_max(in_flight, Ordering::Relaxed);
-        let started = Instant::now();
-        logger().info(format_args!("started ({in_flight} in flight)"));
-
-        // The handler, its helpers and every other layer below run inside
-        // this future, so they all see the store. (A streaming body is
-        // polled by the server after this returns, outside the store.)
-        let response = next.run(request).await;
-
-        // A demo gauge: a request cancelled mid-way is not subtracted.
-        IN_FLIGHT.fetch_sub(1, Ordering::Relaxed);
-        logger().info(format_args!(
-            "finished: {} in {:?}",
-            response.status(),
-            started.elapsed()
-        ));
-        response
+impl RequestId {
+    fn next() -> Self {
+        RequestId(NEXT_REQUEST_ID.fetch_add(1, Ordering::Relaxed))
     }
-    .with_store(request_logger)
-    .await;
+}
 
-    // Hand the id to the client too, so a bug report can quote it.
-    response
-        .headers_mut()
-        .insert("x-request-id", HeaderValue::from(id));
-    response
+impl fmt::Display for RequestId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// The logger: env_logger, with `request_id=<id>` added while a request's
+/// store is visible. `target` replaces stderr (for the self-test).
+fn install_logger(target: Option<env_logger::Target>) {
+    let mut builder =
+        env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"));
+    if let Some(target) = target {
+        builder.target(target);
+    }
+    let env_logger = builder.build();
+    let max_level = env_logger.filter();
+    StoreLogger::new(env_logger)
+        .field::<RequestId>("request_id")
+        .install(max_level)
+        .expect("the only logger");
 }
 
 // ---------------------------------------------------------------------------
-// Handlers and nested helpers: none of them takes a logger or a request id.
+// The application: one layer for the store; nothing below it takes an id.
 // ---------------------------------------------------------------------------
 
 fn app() -> Router {
     Router::new()
         .route("/", route_get(index))
         .route("/work/{token}", route_get(work))
-        .layer(middleware::from_fn(with_request_logger))
+        // Below the store layer: it sees the request's id.
+        .layer(middleware::from_fn(access_log))
+        .layer(HttpStoreLayer::new(|_: &Request| RequestId::next()))
+}
+
+static IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
+static MAX_IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
+
+/// Logs the start and end of each request and hands its id to the client
+/// (`x-request-id`), so that a bug report can quote it.
+async fn access_log(request: Request, next: Next) -> Response {
+    let what = format!("{} {}", request.method(), request.uri().path());
+    let in_flight = IN_FLIGHT.fetch_add(1, Ordering::Relaxed) + 1;
+    MAX_IN_FLIGHT.fetch_max(in_flight, Ordering::Relaxed);
+    let started = Instant::now();
+    info!("started {what} ({in_flight} in flight)");
+
+    let mut response = next.run(request).await;
+
+    IN_FLIGHT.fetch_sub(1, Ordering::Relaxed); // a demo gauge: cancelled requests are not subtracted
+    info!(
+        "finished {what}: {} in {:?} (body still streaming)",
+        response.status(),
+        started.elapsed()
+    );
+    if let Some(id) = get::<RequestId>() {
+        response
+            .headers_mut()
+            .insert("x-request-id", HeaderValue::from(id.0));
+    }
+    response
 }
 
 async fn index() -> &'static str {
-    logger().info("index");
+    info!("index");
     "try GET /work/<anything>\n"
 }
 
-async fn work(Path(token): Path<String>) -> String {
-    logger().info(format_args!("handler: working on {token}"));
+const CHUNKS: usize = 3;
+
+async fn work(Path(token): Path<String>) -> Body {
+    info!("handler: working on {token}");
     let account = lookup_account(&token).await;
     let score = compute_score(&token).await;
-    let id = logger()
-        .request_id()
-        .expect("handlers run inside a request");
-    format!("{token}: account {account}, score {score} (request {id})\n")
+
+    // A sub-task: the adapter's spawn carries the request's store into it.
+    let audit_token = token.clone();
+    let audit = async_local_storage::adapters::tokio::spawn(async move {
+        tokio::task::yield_now().await;
+        info!("audit: {audit_token} used account {account}");
+    });
+    audit.await.expect("the audit task panicked");
+
+    let id = get::<RequestId>().expect("handlers run inside a request");
+    let head = format!("{token}: account score {score} (request {id})\n");
+    // The body is polled by the server after this function has returned;
+    // each chunk is made, and logged, then, still inside the request's store.
+    let chunks = futures::stream::iter(1..=CHUNKS).then(move |k| {
+        let token = token.clone();
+        async move {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+            info!("chunk {k}/{CHUNKS} of {token}");
+            Ok::<_, io::Error>(format!("chunk {k}\n"))
+        }
+    });
+    let head = futures::stream::once(async move { Ok::<_, io::Error>(head) });
+    Body::from_stream(head.chain(chunks))
 }
 
 /// A pretend database call: it waits, so other requests run meanwhile (on
@@ -163,14 +171,14 @@ async fn work(Path(token): Path<String>) -> String {
 async fn lookup_account(key: &str) -> String {
     tokio::time::sleep(pseudo_random_delay(key)).await;
     let account = format!("acct-{}", key.len());
-    logger().info(format_args!("db: loaded account {account} for {key}"));
+    info!("db: loaded account {account} for {key}");
     account
 }
 
 async fn compute_score(key: &str) -> u64 {
     tokio::task::yield_now().await; // let other requests interleave here too
     let score = key.bytes().map(u64::from).sum();
-    logger().info(format_args!("scoring: {key} scored {score}"));
+    info!("scoring: {key} scored {score}");
     score
 }
 
@@ -193,7 +201,9 @@ async fn main() -> ExitCode {
         [] => serve().await,
         [flag] if flag == "--self-test" => self_test().await,
         _ => {
-            eprintln!("usage: cargo run --example web_logger --features tokio [-- --self-test]");
+            eprintln!(
+                "usage: cargo run --example web_logger --features http,log,tokio [-- --self-test]"
+            );
             return ExitCode::from(2);
         }
     };
@@ -207,26 +217,22 @@ async fn main() -> ExitCode {
 }
 
 async fn serve() -> io::Result<()> {
-    tracing_subscriber::fmt()
-        .with_target(false)
-        .with_ansi(io::stdout().is_terminal())
-        .init();
+    install_logger(None);
 
-    // Outside any request, `logger()` falls back to the background logger,
-    // and the same helpers work unchanged.
+    // Outside any request the same helpers log without an id.
     lookup_account("warm-up").await;
 
     let listener = TcpListener::bind("127.0.0.1:3000").await?;
-    logger().info(format_args!(
+    info!(
         "listening on http://{0} (try: curl -i http://{0}/work/hello); Ctrl-C to stop",
         listener.local_addr()?
-    ));
+    );
     axum::serve(listener, app())
         .with_graceful_shutdown(async {
             tokio::signal::ctrl_c().await.ok();
         })
         .await?;
-    logger().info("stopped");
+    info!("stopped");
     Ok(())
 }
 
@@ -236,44 +242,28 @@ async fn serve() -> io::Result<()> {
 
 const REQUESTS: usize = 20;
 
-/// Log lines captured in memory (and echoed to stdout) for the self-test.
+/// Log lines per request: started, handler, db, scoring, audit (the spawned
+/// task), finished, and one per body chunk.
+const LINES_PER_REQUEST: usize = 6 + CHUNKS;
+
+/// env_logger's output, echoed to stdout and kept, line by line.
 #[derive(Clone, Default)]
 struct CapturedLines(Arc<Mutex<Vec<String>>>);
 
-/// Buffers one event's output; hands it over as lines when dropped.
-struct LineWriter {
-    sink: Arc<Mutex<Vec<String>>>,
-    buffer: Vec<u8>,
-}
-
-impl io::Write for LineWriter {
+impl Write for CapturedLines {
     fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
-        self.buffer.extend_from_slice(bytes);
+        // env_logger writes each record whole, in one call.
+        let text = String::from_utf8_lossy(bytes);
+        print!("{text}");
+        self.0
+            .lock()
+            .unwrap()
+            .extend(text.lines().map(str::to_owned));
         Ok(bytes.len())
     }
 
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
-    }
-}
-
-impl Drop for LineWriter {
-    fn drop(&mut self) {
-        let text = String::from_utf8_lossy(&self.buffer);
-        print!("{text}");
-        let mut sink = self.sink.lock().unwrap();
-        sink.extend(text.lines().map(str::to_owned));
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for CapturedLines {
-    type Writer = LineWriter;
-
-    fn make_writer(&'a self) -> LineWriter {
-        LineWriter {
-            sink: Arc::clone(&self.0),
-            buffer: Vec::new(),
-        }
     }
 }
 
@@ -287,19 +277,13 @@ struct Reply {
 
 async fn self_test() -> io::Result<()> {
     let captured = CapturedLines::default();
-    tracing_subscriber::fmt()
-        .with_target(false)
-        .with_ansi(false)
-        .with_writer(captured.clone())
-        .init();
+    install_logger(Some(env_logger::Target::Pipe(Box::new(captured.clone()))));
 
     lookup_account("warm-up").await; // a helper outside any request
 
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
-    logger().info(format_args!(
-        "self-test: serving on http://{addr}, sending {REQUESTS} concurrent requests"
-    ));
+    info!("self-test: serving on http://{addr}, sending {REQUESTS} concurrent requests");
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(async move {
         axum::serve(listener, app())
@@ -309,8 +293,9 @@ async fn self_test() -> io::Result<()> {
             .await
     });
 
-    // Each client picks its own token and puts it in the path; the handler
-    // and its helpers log it, which is how lines are matched to requests.
+    // Each client picks its own token and puts it in the path; every line
+    // logged for the request names it, which is how lines are matched to
+    // requests.
     let tokens: Vec<String> = (0..REQUESTS).map(|i| format!("token{i:02}")).collect();
     let mut clients = tokio::task::JoinSet::new();
     for token in tokens.clone() {
@@ -332,7 +317,7 @@ async fn self_test() -> io::Result<()> {
 
     stop.send(()).ok();
     server.await.expect("server task panicked")?;
-    logger().info("self-test: server stopped");
+    info!("self-test: server stopped");
 
     let lines = captured.0.lock().unwrap().clone();
     let problems = check(&replies, &lines);
@@ -340,7 +325,8 @@ async fn self_test() -> io::Result<()> {
     if problems.is_empty() {
         println!(
             "self-test passed: {REQUESTS} concurrent requests (up to {} in flight), {} log lines, \
-             each request's lines carry its own id and no other",
+             each request's {LINES_PER_REQUEST} lines (handler, helpers, spawned task, body \
+             chunks) carry its own id and no other",
             MAX_IN_FLIGHT.load(Ordering::Relaxed),
             lines.len()
         );
@@ -367,8 +353,10 @@ fn check(replies: &[(String, Reply)], lines: &[String]) -> Vec<String> {
             problems.push(format!("{token}: bad reply {reply:?}"));
             continue;
         };
-        if !reply.body.contains(&format!("{token}:"))
-            || !reply.body.contains(&format!("(request {id})"))
+        let chunks = (1..=CHUNKS).map(|k| format!("chunk {k}\n"));
+        if !reply.body.starts_with(&format!("{token}:"))
+            || !reply.body.contains(&format!("(request {id})\n"))
+            || !reply.body.ends_with(&chunks.collect::<String>())
         {
             problems.push(format!(
                 "{token}: body {:?} does not match request {id}",
@@ -404,15 +392,16 @@ fn check(replies: &[(String, Reply)], lines: &[String]) -> Vec<String> {
             )),
         }
     }
-    // Per request: started, handler, db, scoring, finished.
     for token in id_of.keys() {
         let count = lines_per_token.get(token).copied().unwrap_or(0);
-        if count != 5 {
-            problems.push(format!("{token}: {count} log lines, expected 5"));
+        if count != LINES_PER_REQUEST {
+            problems.push(format!(
+                "{token}: {count} log lines, expected {LINES_PER_REQUEST}"
+            ));
         }
     }
     if background == 0 {
-        problems.push("no background line (the default logger was not used)".into());
+        problems.push("no background line (logging outside a request)".into());
     }
     if MAX_IN_FLIGHT.load(Ordering::Relaxed) < 2 {
         problems.push("requests never overlapped: nothing was tested".into());
@@ -434,7 +423,7 @@ fn tokens_in(line: &str) -> Vec<&str> {
     tokens
 }
 
-/// Every `request_id=N` field in a line.
+/// Every `request_id=N` key-value in a line.
 fn request_ids_in(line: &str) -> Vec<u64> {
     line.match_indices("request_id=")
         .filter_map(|(at, key)| {
@@ -461,13 +450,39 @@ async fn http_get(addr: SocketAddr, path: &str) -> io::Result<Reply> {
         .and_then(|status_line| status_line.split(' ').nth(1))
         .and_then(|code| code.parse().ok())
         .ok_or_else(malformed)?;
-    let request_id = head
+    let headers: Vec<(&str, &str)> = head
         .filter_map(|header| header.split_once(':'))
-        .find(|(name, _)| name.eq_ignore_ascii_case("x-request-id"))
-        .and_then(|(_, value)| value.trim().parse().ok());
+        .map(|(name, value)| (name, value.trim()))
+        .collect();
+    let header = |wanted: &str| {
+        headers
+            .iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case(wanted))
+            .map(|(_, value)| *value)
+    };
+    let request_id = header("x-request-id").and_then(|value| value.parse().ok());
+    let body = if header("transfer-encoding") == Some("chunked") {
+        dechunk(body).ok_or_else(malformed)?
+    } else {
+        body.to_owned()
+    };
     Ok(Reply {
         status,
         request_id,
-        body: body.to_owned(),
+        body,
     })
+}
+
+/// Decodes a chunked HTTP/1.1 body (the streaming response).
+fn dechunk(mut raw: &str) -> Option<String> {
+    let mut out = String::new();
+    loop {
+        let (size, rest) = raw.split_once("\r\n")?;
+        let size = usize::from_str_radix(size.split(';').next()?.trim(), 16).ok()?;
+        if size == 0 {
+            return Some(out);
+        }
+        out += rest.get(..size)?;
+        raw = rest.get(size..)?.strip_prefix("\r\n")?;
+    }
 }

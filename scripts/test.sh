@@ -107,13 +107,15 @@ step "README: the first program, pasted into a fresh cargo project, builds and r
 # ---- examples (issue 6) ----
 # Build first, so the timeouts bound the runs, not the compilation.
 step "build the examples (batch, web_logger)"
-cargo build --features tokio --example batch --example web_logger
+cargo build --features tokio --example batch
+# web_logger needs the http and log adapters (issue 10).
+cargo build --features http,log,tokio --example web_logger
 step "example: batch (default seed)"
 timeout 120 cargo run --example batch --features tokio
 step "example: batch --seed 7"
 timeout 120 cargo run --example batch --features tokio -- --seed 7
-step "example: web_logger --self-test (loopback)"
-timeout 120 cargo run --example web_logger --features tokio -- --self-test
+step "example: web_logger --self-test (loopback; HttpStoreLayer, log bridge, streaming body, spawned sub-task)"
+timeout 120 cargo run --example web_logger --features http,log,tokio -- --self-test
 step "example: spawn_and_blocking (every adapter)"
 timeout 120 cargo run --example spawn_and_blocking --all-features
 

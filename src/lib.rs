@@ -1,11 +1,24 @@
-// With every adapter enabled (docs.rs, `cargo test --all-features`), the
-// README is the crate documentation and all its examples are doctests.
+// With every adapter its examples use enabled (docs.rs, `cargo test
+// --all-features`), the README is the crate documentation and all its
+// examples are doctests; otherwise the short version, src/crate_docs.md.
 #![cfg_attr(
-    all(feature = "tokio", feature = "async-std", feature = "smol"),
+    all(
+        feature = "tokio",
+        feature = "async-std",
+        feature = "smol",
+        feature = "http",
+        feature = "log"
+    ),
     doc = include_str!("../README.md")
 )]
 #![cfg_attr(
-    not(all(feature = "tokio", feature = "async-std", feature = "smol")),
+    not(all(
+        feature = "tokio",
+        feature = "async-std",
+        feature = "smol",
+        feature = "http",
+        feature = "log"
+    )),
     doc = include_str!("crate_docs.md")
 )]
 #![no_std]
