@@ -28,6 +28,7 @@
 //! | `tower` | [`adapters::tower`](self::tower) | a [`tower`](https://docs.rs/tower) service's requests: one store per request, built from it |
 //! | `http` | [`adapters::http`](self::http) | HTTP requests and their response bodies (axum, hyper, tonic) |
 //! | `log` | [`adapters::log`](self::log) | every `log` record: key-values read from the visible stores |
+//! | `rayon` | [`adapters::rayon`](self::rayon) | pool jobs, `join`, scopes, `install`, parallel iterators (`.with_stores()`) |
 //!
 //! Every runtime module offers the runtime's own spawn functions under the
 //! same names and signatures; each captures a [`Snapshot`](crate::Snapshot)
@@ -35,8 +36,9 @@
 //! way to drive the runtime from inside a scope (`block_on` and the like)
 //! that keeps the caller's stores to the driven future and shows none to
 //! the other tasks polled meanwhile, which the runtime's own `block_on`
-//! would lend them to. `tower` and `http` install a store per request;
-//! `log` reads the stores into log records.
+//! would lend them to. `rayon` carries them into pool jobs;
+//! `tower` and `http` install a store per request; `log` reads the stores
+//! into log records.
 
 #[cfg(feature = "tokio")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
@@ -61,3 +63,7 @@ pub mod http;
 #[cfg(feature = "log")]
 #[cfg_attr(docsrs, doc(cfg(feature = "log")))]
 pub mod log;
+
+#[cfg(feature = "rayon")]
+#[cfg_attr(docsrs, doc(cfg(feature = "rayon")))]
+pub mod rayon;

@@ -11,7 +11,8 @@ $CARGO_TARGET_DIR/criterion, else target/criterion) it reads
 `<group>/<bench>/new/benchmark.json` and `new/estimates.json` and prints one
 row: group, variant, time per element (criterion's median by default: the
 statistic least moved by preemption on a shared machine), its 95% confidence
-interval, and the ratio to the group's `bare*` variant.
+interval, and the ratio to the group's `bare*` variant (the nearest one
+above the row, for groups with several).
 
 Time per element = the estimate of one iteration / the `Elements` throughput
 the benchmark declares: polls for the poll groups (10 001 per iteration),
@@ -150,8 +151,12 @@ def main(argv):
         print("|---|---|---:|---:|---:|")
     for group in order:
         rows = sorted(groups[group])
+        # A group may compare several things (e.g. `rayon`: iterators, then
+        # join): each row is compared to the nearest `bare*` row above it.
         bare = next((r[2] for r in rows if r[1].startswith("bare")), None)
         for _, variant, ns, lo, hi in rows:
+            if variant.startswith("bare"):
+                bare = ns
             ratio = f"{ns / bare:.2f}" if bare else "–"
             if variant.startswith("bare"):
                 ratio = "**1.00**"

@@ -106,18 +106,31 @@ step "README: the first program, pasted into a fresh cargo project, builds and r
 
 # ---- examples (issue 6) ----
 # Build first, so the timeouts bound the runs, not the compilation.
-step "build the examples (batch, web_logger)"
+step "build the examples (batch, web_logger, batch_parallel)"
 cargo build --features tokio --example batch
 # web_logger needs the http and log adapters (issue 10).
 cargo build --features http,log,tokio --example web_logger
+cargo build --features rayon --example batch_parallel
 step "example: batch (default seed)"
 timeout 120 cargo run --example batch --features tokio
 step "example: batch --seed 7"
 timeout 120 cargo run --example batch --features tokio -- --seed 7
 step "example: web_logger --self-test (loopback; HttpStoreLayer, log bridge, streaming body, spawned sub-task)"
 timeout 120 cargo run --example web_logger --features http,log,tokio -- --self-test
+# issue 11: the same scenario, CPU-bound, on rayon's parallel iterators.
+step "example: batch_parallel (default seed)"
+timeout 120 cargo run --example batch_parallel --features rayon
+step "example: batch_parallel --seed 7"
+timeout 120 cargo run --example batch_parallel --features rayon -- --seed 7
 step "example: spawn_and_blocking (every adapter)"
 timeout 120 cargo run --example spawn_and_blocking --all-features
+
+# ---- issue 11: clippy recipe fixture ----
+# The README's clippy.toml (disallowed-methods) on the fixture crate tests/lint/:
+# exactly its raw `tokio::spawn` must be reported, and nothing else.
+step "clippy recipe: tests/lint reports exactly the raw tokio::spawn"
+rustup component add clippy
+timeout 600 ./scripts/lint_fixture.sh
 
 # ---- reliability (issue 7) ----
 # The debug run above already ran these with smaller counts (stress: 1,000

@@ -134,11 +134,16 @@ pub(crate) fn print_ratios(groups: &[&str], since: SystemTime) {
             );
             printed_header = true;
         }
-        let bare = results
+        // Each row is compared to the nearest `bare*` row above it (a group
+        // may compare several things), else to the group's first one.
+        let mut bare = results
             .iter()
             .find(|r| r.variant.starts_with("bare"))
             .map(|r| r.ns);
         for r in &results {
+            if r.variant.starts_with("bare") {
+                bare = Some(r.ns);
+            }
             let ratio = match bare {
                 Some(bare) if bare > 0.0 => format!("{:.2}", r.ns / bare),
                 _ => "-".to_owned(),

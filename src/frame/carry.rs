@@ -195,19 +195,28 @@ impl Captured {
         }
         let base = self.base();
         if self.len > 1 && (self.heap.is_none() || self.linked_at.get() != base.as_ptr() as usize) {
-            let mut nodes = self.nodes().peekable();
-            while let Some((node, _)) = nodes.next() {
-                let link = FramePtr(nodes.peek().map(|&(next, _)| next));
-                // SAFETY: (LINK) the node is in this buffer, behind an
-                // `UnsafeCell` (or in the heap buffer it owns), and no
-                // reference to its header is alive: headers are only read
-                // through references during a walk, and a walk of these
-                // nodes runs inside `run` or a poll, after this returns.
-                unsafe { (*node.as_ptr()).link = link };
-            }
-            self.linked_at.set(base.as_ptr() as usize);
+            self.relink(base);
         }
         FramePtr(Some(base.cast()))
+    }
+
+    /// Writes each node's link to the next one, for the buffer at `base`.
+    /// Out of line: a one-store snapshot never needs it, and the poll of a
+    /// snapshot frame stays small.
+    #[cold]
+    #[inline(never)]
+    fn relink(&self, base: NonNull<u8>) {
+        let mut nodes = self.nodes().peekable();
+        while let Some((node, _)) = nodes.next() {
+            let link = FramePtr(nodes.peek().map(|&(next, _)| next));
+            // SAFETY: (LINK) the node is in this buffer, behind an
+            // `UnsafeCell` (or in the heap buffer it owns), and no reference
+            // to its header is alive: headers are only read through
+            // references during a walk, and a walk of these nodes runs
+            // inside `run` or a poll, after `top` returns.
+            unsafe { (*node.as_ptr()).link = link };
+        }
+        self.linked_at.set(base.as_ptr() as usize);
     }
 
     /// Runs `f` with exactly these stores visible.
