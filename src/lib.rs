@@ -6,6 +6,7 @@
         feature = "tokio",
         feature = "async-std",
         feature = "smol",
+        feature = "rayon",
         feature = "http",
         feature = "log"
     ),
@@ -16,6 +17,7 @@
         feature = "tokio",
         feature = "async-std",
         feature = "smol",
+        feature = "rayon",
         feature = "http",
         feature = "log"
     )),
