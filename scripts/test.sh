@@ -98,6 +98,12 @@ step "firmware on QEMU: scripts/mcu.sh"
 step "diagnostics: glob imports with every adapter on; the mistakes' errors name the fix"
 ./scripts/diagnostics.sh
 
+# ---- issue 16: the README's first program ----
+# Pasted into a fresh `cargo new` project with the dependency lines the README
+# shows (this crate as a path dependency, same features), built and run.
+step "README: the first program, pasted into a fresh cargo project, builds and runs"
+./scripts/readme_first.sh
+
 # ---- examples (issue 6) ----
 # Build first, so the timeouts bound the runs, not the compilation.
 step "build the examples (batch, web_logger, batch_parallel)"
