@@ -30,7 +30,11 @@
 // adapters); with those features off the links have no target. CI checks
 // the links with every feature on (`cargo doc --all-features`).
 #![cfg_attr(
-    not(all(feature = "custom-slot", feature = "critical-section", feature = "alloc")),
+    not(all(
+        feature = "custom-slot",
+        feature = "critical-section",
+        feature = "alloc"
+    )),
     allow(rustdoc::broken_intra_doc_links)
 )]
 
