@@ -10,9 +10,11 @@
 //!
 //! * a store or hiding frame links to the frame that was innermost when it
 //!   was entered;
-//! * a *jump* frame (`isolate`, `with_snapshot`) links to where reads
-//!   continue instead: null (nothing further is visible), or the first node
-//!   of a snapshot. Its own `TypeId` is private, so reads never stop at it.
+//! * a *jump* frame (`isolate`, `with_snapshot`) is never published itself:
+//!   entering it publishes where reads continue instead, null (nothing
+//!   further is visible) or the first node of its snapshot, and so hides
+//!   everything below it. Its header only names its kind; its `TypeId` is
+//!   private, so a read could never stop at it anyway.
 //!
 //! So a read is one slot load, then per frame one load of the meta pointer,
 //! the `TypeId` compare and one load of the link, whatever the frame's kind.
@@ -47,9 +49,9 @@
 //!
 //! **(LINK)** A frame's `link` is null or points to a frame that stays alive
 //! at least as long as the frame is reachable: the frame below it on the same
-//! stack (LIFO), or a node of a snapshot that the jump frame's owner holds
-//! (`Node<Snapshot>` owns its snapshot; [`carry::Captured`] (re)writes the
-//! links of its nodes before publishing them).
+//! stack (LIFO), or a node of a snapshot that is borrowed while it is
+//! published (`Node<Snapshot>` owns its snapshot; [`carry::Captured`]
+//! (re)writes the links of its nodes before publishing them).
 
 use core::any::TypeId;
 use core::fmt;
@@ -200,11 +202,11 @@ pub(crate) enum Kind {
     },
     /// `without_store`: reads of `type_id` stop here and find nothing.
     Hidden,
-    /// `isolate`, `.isolated()`: a jump frame whose link is null.
+    /// `isolate`, `.isolated()`: a jump frame that publishes null.
     Isolate,
-    /// `with_snapshot`: a jump frame whose link is the first node of the
-    /// `Snapshot` that follows the header, and which (with `tracing`)
-    /// enters the snapshot's span.
+    /// `with_snapshot`: a jump frame that publishes the first node of the
+    /// `Snapshot` that follows the header, and (with `tracing`) enters the
+    /// snapshot's span.
     #[cfg(feature = "alloc")]
     Snapshot,
 }
@@ -347,12 +349,16 @@ impl<T> Node<T> {
         if !may_jump::<T>() {
             return None;
         }
-        match self.header.meta.kind {
-            Kind::Isolate => Some(Jump::Isolate),
-            #[cfg(feature = "alloc")]
-            Kind::Snapshot => Some(Jump::Snapshot),
-            _ => None,
+        // One compare: a zero-sized value can only be an isolating frame's,
+        // any other only a snapshot frame's.
+        if core::mem::size_of::<T>() == 0 {
+            return matches!(self.header.meta.kind, Kind::Isolate).then_some(Jump::Isolate);
         }
+        #[cfg(feature = "alloc")]
+        if matches!(self.header.meta.kind, Kind::Snapshot) {
+            return Some(Jump::Snapshot);
+        }
+        None
     }
 
     /// Runs `f` with this frame innermost.
@@ -367,7 +373,7 @@ impl<T> Node<T> {
         let prev = imp::enter(|prev| {
             // The link is written before the frame is published, so a read
             // (even from an interrupt on the same core) never sees a stale one.
-            Self::link(this, None, prev);
+            Self::link(this, prev);
             FramePtr::of(this)
         });
         let _restore = Restore(prev);
@@ -375,18 +381,38 @@ impl<T> Node<T> {
     }
 
     /// [`enter`](Self::enter) for a jump frame, kept apart so that the hot
-    /// path of a store frame stays small enough to inline everywhere. A jump
-    /// frame's link does not depend on what is below it, so it is written
-    /// before the slot is touched.
+    /// path of a store frame stays small enough to inline everywhere.
+    ///
+    /// A jump frame publishes where reads continue (the snapshot's first
+    /// node, or null) rather than itself: its own header never needs a
+    /// link, and reads inside it skip one frame. Nothing ever links to the
+    /// jump frame itself, so it needs no teardown check either: a
+    /// snapshot's nodes check on their own drop (`Captured`'s `Drop`).
     #[inline]
     fn enter_jump<R>(&mut self, jump: Jump, f: impl FnOnce() -> R) -> R {
         let this = NonNull::from(&mut *self);
-        Self::link(this, Some(jump), FramePtr::NULL);
-        let prev = imp::enter(|_| FramePtr::of(this));
+        let target = Self::jump_target(this, jump);
+        let prev = imp::enter(|_| target);
         let _restore = Restore(prev);
         #[cfg(feature = "tracing")]
         let _entered = Self::enter_span(this, jump);
         f()
+    }
+
+    /// Where reads continue inside the jump frame at `this`.
+    #[inline(always)]
+    fn jump_target(this: NonNull<Self>, jump: Jump) -> FramePtr {
+        match jump {
+            Jump::Isolate => FramePtr::NULL,
+            // SAFETY: (TYPE) a `Snapshot` jump frame heads a
+            // `Node<Snapshot>`, which the caller borrows mutably. (LINK) the
+            // snapshot writes its nodes' links for where it is now, and they
+            // live as long as the node is borrowed.
+            #[cfg(feature = "alloc")]
+            Jump::Snapshot => unsafe { this.cast::<Node<crate::Snapshot>>().as_ref() }
+                .value
+                .top(),
+        }
     }
 
     /// Enters the span a snapshot frame carries (with `tracing`), until the
@@ -411,7 +437,7 @@ impl<T> Node<T> {
     pub(crate) fn enter_to_drop<R>(&mut self, f: impl FnOnce() -> R) -> R {
         if const { may_jump::<T>() } {
             if let Some(jump) = self.jump_kind() {
-                return self.enter_jump_to_drop(jump, f);
+                return self.enter_jump(jump, f);
             }
         }
         let this = NonNull::from(&mut *self);
@@ -424,51 +450,20 @@ impl<T> Node<T> {
             } else {
                 prev
             };
-            Self::link(this, None, below);
+            Self::link(this, below);
             FramePtr::of(this)
         });
         let _restore = Restore(below);
         f()
     }
 
-    /// [`enter_to_drop`](Self::enter_to_drop) for a jump frame.
-    fn enter_jump_to_drop<R>(&mut self, jump: Jump, f: impl FnOnce() -> R) -> R {
-        let this = NonNull::from(&mut *self);
-        let mut below = FramePtr::NULL;
-        imp::enter(|prev| {
-            // What was below a jump frame is not recorded: if it is still
-            // reachable, drop every frame, which leaves nothing dangling.
-            below = if prev.reaches(this.cast()) {
-                FramePtr::NULL
-            } else {
-                prev
-            };
-            Self::link(this, Some(jump), below);
-            FramePtr::of(this)
-        });
-        let _restore = Restore(below);
-        #[cfg(feature = "tracing")]
-        let _entered = Self::enter_span(this, jump);
-        f()
-    }
-
-    /// Writes the link of the frame at `this` for entry above `prev`.
+    /// Writes the link of the store or hiding frame at `this` for entry
+    /// above `prev`.
     #[inline(always)]
-    fn link(this: NonNull<Self>, jump: Option<Jump>, prev: FramePtr) {
-        let link = match jump {
-            None => prev,
-            Some(Jump::Isolate) => FramePtr::NULL,
-            // SAFETY: (TYPE) a `Snapshot` jump frame heads a
-            // `Node<Snapshot>`, which the caller borrows mutably. (LINK) the
-            // snapshot writes its nodes' links for where it is now.
-            #[cfg(feature = "alloc")]
-            Some(Jump::Snapshot) => unsafe { this.cast::<Node<crate::Snapshot>>().as_ref() }
-                .value
-                .top(),
-        };
+    fn link(this: NonNull<Self>, prev: FramePtr) {
         // SAFETY: `this` comes from the caller's `&mut self`, and nothing
         // else refers to the node until it is published.
-        unsafe { (*this.as_ptr()).header.link = link };
+        unsafe { (*this.as_ptr()).header.link = prev };
     }
 }
 
