@@ -453,7 +453,7 @@ impl<B, T> StoreBody<B, T> {
     }
 }
 
-impl<B: Body, T> Body for StoreBody<B, T> {
+impl<B: Body, T: 'static> Body for StoreBody<B, T> {
     type Data = B::Data;
     type Error = B::Error;
 

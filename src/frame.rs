@@ -361,13 +361,35 @@ impl<T> Node<T> {
         None
     }
 
+    /// The jump data, when this is a jump frame, from `T` alone: the
+    /// compare of two constant `TypeId`s folds away at compile time, so a
+    /// frame's kind costs nothing at run time. (Only `Isolated` and
+    /// `Snapshot` frames jump; `enter_to_drop`, which cannot require
+    /// `T: 'static`, uses [`jump_kind`](Self::jump_kind) instead.)
+    #[inline(always)]
+    fn jump_of_type() -> Option<Jump>
+    where
+        T: 'static,
+    {
+        let id = TypeId::of::<T>();
+        if id == TypeId::of::<Isolated>() {
+            return Some(Jump::Isolate);
+        }
+        #[cfg(feature = "alloc")]
+        if id == TypeId::of::<crate::Snapshot>() {
+            return Some(Jump::Snapshot);
+        }
+        None
+    }
+
     /// Runs `f` with this frame innermost.
     #[inline]
-    pub(crate) fn enter<R>(&mut self, f: impl FnOnce() -> R) -> R {
-        if const { may_jump::<T>() } {
-            if let Some(jump) = self.jump_kind() {
-                return self.enter_jump(jump, f);
-            }
+    pub(crate) fn enter<R>(&mut self, f: impl FnOnce() -> R) -> R
+    where
+        T: 'static,
+    {
+        if let Some(jump) = Self::jump_of_type() {
+            return self.enter_jump(jump, f);
         }
         let this = NonNull::from(&mut *self);
         let prev = imp::enter(|prev| {
@@ -391,11 +413,40 @@ impl<T> Node<T> {
     #[inline]
     fn enter_jump<R>(&mut self, jump: Jump, f: impl FnOnce() -> R) -> R {
         let this = NonNull::from(&mut *self);
+        let Some(target) = Self::fast_target(this, jump) else {
+            return Self::enter_jump_slow(this, jump, f);
+        };
+        let prev = imp::enter(|_| target);
+        let _restore = Restore(prev);
+        f()
+    }
+
+    /// Where reads continue inside the jump frame at `this`, when finding it
+    /// costs nothing: isolating frames, and snapshots of at most one inline
+    /// store (without a span to enter).
+    #[inline(always)]
+    fn fast_target(this: NonNull<Self>, jump: Jump) -> Option<FramePtr> {
+        match jump {
+            Jump::Isolate => Some(FramePtr::NULL),
+            // SAFETY: (TYPE) a `Snapshot` jump frame heads a
+            // `Node<Snapshot>`, which the caller borrows mutably. (LINK) a
+            // single inline node has a null link.
+            #[cfg(feature = "alloc")]
+            Jump::Snapshot => unsafe { this.cast::<Node<crate::Snapshot>>().as_ref() }
+                .value
+                .fast_top(),
+        }
+    }
+
+    /// [`enter_jump`](Self::enter_jump) in every other case: out of line,
+    /// so that the usual one keeps no registers for it.
+    #[inline(never)]
+    fn enter_jump_slow<R>(this: NonNull<Self>, jump: Jump, f: impl FnOnce() -> R) -> R {
         let target = Self::jump_target(this, jump);
         let prev = imp::enter(|_| target);
         let _restore = Restore(prev);
         #[cfg(feature = "tracing")]
-        let _entered = Self::enter_span(this, jump);
+        let _entered = Self::span(this, jump).map(tracing::Span::enter);
         f()
     }
 
@@ -415,18 +466,18 @@ impl<T> Node<T> {
         }
     }
 
-    /// Enters the span a snapshot frame carries (with `tracing`), until the
-    /// guard drops. The node must stay borrowed by the caller until then.
+    /// The span a snapshot frame carries (with `tracing`), unless it is
+    /// none. The node must stay borrowed by the caller while it is used.
     #[cfg(feature = "tracing")]
-    #[inline]
-    fn enter_span<'a>(this: NonNull<Self>, jump: Jump) -> Option<tracing::span::Entered<'a>> {
+    #[inline(always)]
+    fn span<'a>(this: NonNull<Self>, jump: Jump) -> Option<&'a tracing::Span> {
         let Jump::Snapshot = jump else {
             return None;
         };
         // SAFETY: (TYPE) a `Snapshot` jump frame heads a `Node<Snapshot>`;
-        // the caller borrows the node for as long as it holds the guard.
+        // the caller borrows the node for as long as it uses the span.
         let snapshot = unsafe { &this.cast::<Node<crate::Snapshot>>().as_ref().value };
-        snapshot.span().map(tracing::Span::enter)
+        snapshot.span()
     }
 
     /// Like [`enter`](Self::enter), for a frame about to be destroyed: if it
@@ -616,7 +667,10 @@ impl<F, T> Framed<F, T> {
 
     /// Calls `f` on the pinned inner value with the frame entered.
     #[inline]
-    pub(crate) fn enter<R>(self: Pin<&mut Self>, f: impl FnOnce(Pin<&mut F>) -> R) -> R {
+    pub(crate) fn enter<R>(self: Pin<&mut Self>, f: impl FnOnce(Pin<&mut F>) -> R) -> R
+    where
+        T: 'static,
+    {
         let this = self.project();
         let inner = Self::pin_inner(this.inner);
         this.node.enter(|| f(inner))

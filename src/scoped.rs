@@ -148,7 +148,7 @@ impl<F, T> Scoped<F, T> {
     }
 }
 
-impl<F: ScopedFuture, T> Future for Scoped<F, T> {
+impl<F: ScopedFuture, T: 'static> Future for Scoped<F, T> {
     type Output = F::Output;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
@@ -156,13 +156,13 @@ impl<F: ScopedFuture, T> Future for Scoped<F, T> {
     }
 }
 
-impl<F: FusedFuture, T> FusedFuture for Scoped<F, T> {
+impl<F: FusedFuture, T: 'static> FusedFuture for Scoped<F, T> {
     fn is_terminated(&self) -> bool {
         self.inner().is_terminated()
     }
 }
 
-impl<F: ScopedStream, T> Stream for Scoped<F, T> {
+impl<F: ScopedStream, T: 'static> Stream for Scoped<F, T> {
     type Item = F::Item;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<F::Item>> {
@@ -174,7 +174,7 @@ impl<F: ScopedStream, T> Stream for Scoped<F, T> {
     }
 }
 
-impl<F: FusedStream, T> FusedStream for Scoped<F, T> {
+impl<F: FusedStream, T: 'static> FusedStream for Scoped<F, T> {
     fn is_terminated(&self) -> bool {
         self.inner().is_terminated()
     }

@@ -89,7 +89,17 @@ impl Snapshot {
             tracing::Span::current(),
         );
         snapshot.stores.capture_into();
+        snapshot.filled();
         snapshot
+    }
+
+    /// Tells the stores what else entering the snapshot involves.
+    #[inline]
+    fn filled(&mut self) {
+        #[cfg(feature = "tracing")]
+        if self.span().is_some() {
+            self.stores.publish_slowly();
+        }
     }
 
     /// A snapshot with no stores (and, with `tracing`, that span).
@@ -204,6 +214,13 @@ impl Snapshot {
         self.stores.top()
     }
 
+    /// [`top`](Self::top) when it costs nothing and there is no span to
+    /// enter (see `Node::enter_jump`).
+    #[inline(always)]
+    pub(crate) fn fast_top(&self) -> Option<FramePtr> {
+        self.stores.fast_top()
+    }
+
     /// The span to enter with the snapshot, unless it is none.
     #[cfg(feature = "tracing")]
     #[inline]
@@ -221,6 +238,7 @@ impl Clone for Snapshot {
             self.span.clone(),
         );
         self.stores.clone_into(&mut copy.stores);
+        copy.filled();
         copy
     }
 }

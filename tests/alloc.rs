@@ -329,7 +329,7 @@ store_types!(S1, S2, S3, S4, S5, S6, S7, S8);
 
 /// A snapshot's stores fit inline up to this many bytes (each store plus a
 /// two-word header): `Snapshot`'s documented capacity.
-const INLINE_BYTES: usize = 128;
+const INLINE_BYTES: usize = 96;
 
 /// The bytes a store of type `T` takes in a snapshot: a two-word header,
 /// then the value, rounded to the node's alignment.

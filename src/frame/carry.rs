@@ -2,26 +2,27 @@
 //! nodes (header, then value) in one buffer, inline when they fit in
 //! [`INLINE_BYTES`], otherwise in a single heap allocation.
 //!
-//! The nodes are position-independent except for their links, which
-//! [`Captured::top`] writes before the nodes are published (LINK): at every
-//! call for an inline buffer (it moves with the snapshot), once for a heap
-//! buffer. Every node starts at a
+//! The nodes are position-independent except for their links (LINK): a heap
+//! buffer never moves, so its links are written once, when it is filled; an
+//! inline buffer moves with the snapshot, so [`Captured::top`] rewrites its
+//! links each time before the nodes are published (only when there are two
+//! or more: a single node's link is always null). Every node starts at a
 //! multiple of the largest node alignment in the buffer (`align`), so the
 //! nodes can be walked from the buffer's start with their sizes alone.
 
 extern crate alloc;
 
 use alloc::alloc::{alloc, dealloc, handle_alloc_error, Layout};
-use core::cell::{Cell, UnsafeCell};
+use core::cell::UnsafeCell;
 use core::mem::{self, align_of, size_of, MaybeUninit};
 use core::ptr::NonNull;
 
 use super::{imp, shadowed, FramePtr, Header, Kind, Node, Restore};
 
-/// Bytes of stores a snapshot holds without allocating: e.g. a request-id
-/// newtype, an `Arc` logger, a `String` tenant and a `u64` deadline
-/// (each plus a two-word header).
-pub(crate) const INLINE_BYTES: usize = 128;
+/// Bytes of stores a snapshot holds without allocating, each store with its
+/// two-word header: e.g. a request-id newtype, an `Arc` logger and a
+/// `String` tenant (24 + 24 + 40 bytes on 64-bit targets), or four `u64`s.
+pub(crate) const INLINE_BYTES: usize = 96;
 
 /// The inline buffer's alignment; nodes aligned more strictly go to the heap.
 const INLINE_ALIGN: usize = 8;
@@ -35,8 +36,9 @@ pub(crate) struct Carry {
     align: usize,
     /// Writes a `Node<T>` holding a clone of the source's value at `dst`.
     clone_into: unsafe fn(NonNull<Header>, NonNull<Header>),
-    /// Drops the `Node<T>` at the pointer in place.
-    drop: unsafe fn(NonNull<Header>),
+    /// Drops the `Node<T>` at the pointer in place; `None` when `T` needs
+    /// no drop, so that dropping a snapshot of such stores calls nothing.
+    drop: Option<unsafe fn(NonNull<Header>)>,
 }
 
 impl Carry {
@@ -45,7 +47,11 @@ impl Carry {
             size: size_of::<Node<T>>(),
             align: align_of::<Node<T>>(),
             clone_into: clone_node::<T>,
-            drop: drop_node::<T>,
+            drop: if mem::needs_drop::<T>() {
+                Some(drop_node::<T>)
+            } else {
+                None
+            },
         }
     }
 }
@@ -87,24 +93,45 @@ struct Inline(UnsafeCell<MaybeUninit<[u8; INLINE_BYTES]>>);
 const _: () = assert!(align_of::<Inline>() == INLINE_ALIGN);
 
 /// The stores of a snapshot: `len` nodes, innermost first.
+///
+/// Kept small (112 bytes on 64-bit targets), because it travels inside
+/// every task an adapter spawns: the counts are packed into one word.
 pub(crate) struct Captured {
     inline: Inline,
     /// Where the nodes are when they did not fit inline (`size` bytes,
-    /// aligned to `align`).
+    /// aligned to `1 << align_log2`).
     heap: Option<NonNull<u8>>,
-    /// Every node starts at a multiple of this: the largest node alignment.
-    align: usize,
     /// Bytes reserved for the nodes.
-    size: usize,
+    size: u32,
     /// Nodes written (all of them, except while a capture or clone runs).
-    len: usize,
-    /// The heap buffer address the links were last written for; 0 if never.
-    linked_at: Cell<usize>,
+    len: u16,
+    /// Every node starts at a multiple of `1 << (bits & ALIGN_LOG2)`: the
+    /// largest node alignment; `bits & NEEDS_DROP` is set when a node needs
+    /// dropping.
+    bits: u8,
+    /// How [`top`](Self::top) finds the first node.
+    publish: Publish,
+}
+
+/// How a snapshot's first node is found, decided when its buffer is
+/// filled, so that the poll of a `with_snapshot` future needs one compare
+/// in the usual cases.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Publish {
+    /// No node: reads find nothing.
+    Null,
+    /// One inline node: the start of the inline buffer. (Its link is null,
+    /// so nothing needs writing.)
+    Inline,
+    /// Anything else (several inline nodes to relink, a heap buffer, or
+    /// something the owner does on entry): [`Captured::top_slow`].
+    Slow,
 }
 
 // SAFETY: every node holds a `T: Send` (only such types have a `Carry`), and
-// the heap buffer is owned by this value alone. It is not `Sync` (`Cell`):
-// `T` need not be.
+// the heap buffer is owned by this value alone. It is not `Sync`: the links
+// of inline nodes are rewritten through `&self` (`UnsafeCell`), and `T` need
+// not be `Sync`.
 unsafe impl Send for Captured {}
 
 /// The nodes of a buffer, in order.
@@ -135,31 +162,61 @@ impl Iterator for Nodes {
 
 impl Captured {
     #[inline]
-    pub(crate) const fn empty() -> Captured {
+    pub(crate) fn empty() -> Captured {
         Captured {
             inline: Inline(UnsafeCell::new(MaybeUninit::uninit())),
             heap: None,
-            align: INLINE_ALIGN,
             size: 0,
             len: 0,
-            linked_at: Cell::new(0),
+            bits: INLINE_ALIGN.trailing_zeros() as u8,
+            publish: Publish::Null,
         }
     }
 
-    /// Makes this empty buffer ready for nodes of alignment up to `align`
-    /// in `size` bytes.
+    /// Decides how `top` finds the first node, once the buffer is filled.
     #[inline]
-    fn reserve(&mut self, size: usize, align: usize) {
+    fn filled(&mut self) {
+        self.publish = match (self.heap, self.len) {
+            (None, 0) => Publish::Null,
+            (None, 1) => Publish::Inline,
+            _ => {
+                // A heap buffer never moves: its links are written once.
+                if self.heap.is_some() {
+                    self.relink();
+                }
+                Publish::Slow
+            }
+        };
+    }
+
+    /// Makes [`fast_top`](Self::fast_top) return `None`, for an owner that
+    /// has more to do on entry (a snapshot that carries a span).
+    pub(crate) fn publish_slowly(&mut self) {
+        self.publish = Publish::Slow;
+    }
+
+    /// Makes this empty buffer ready for the nodes of `other`, in the same
+    /// layout.
+    #[inline]
+    fn reserve_like(&mut self, other: &Captured) {
         debug_assert!(self.len == 0 && self.heap.is_none());
-        self.align = align;
-        self.size = size;
-        if size > INLINE_BYTES || align > INLINE_ALIGN {
-            self.heap = Some(allocate(size, align));
+        self.bits = other.bits;
+        self.size = other.size;
+        if other.heap.is_some() {
+            self.heap = Some(allocate(other.size as usize, other.align()));
         }
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.len
+        usize::from(self.len)
+    }
+
+    fn align(&self) -> usize {
+        1 << (self.bits & ALIGN_LOG2)
+    }
+
+    fn set_align(&mut self, align: usize) {
+        self.bits = (self.bits & !ALIGN_LOG2) | align.trailing_zeros() as u8;
     }
 
     fn base(&self) -> NonNull<u8> {
@@ -172,39 +229,60 @@ impl Captured {
     fn nodes(&self) -> Nodes {
         Nodes {
             base: self.base(),
-            align: self.align,
+            align: self.align(),
             offset: 0,
-            left: self.len,
+            left: self.len(),
         }
     }
 
     /// The first node, with the links written for where the buffer is now;
     /// null when there are none.
-    ///
-    /// Inline nodes are relinked at every call: the buffer moves with the
+    #[inline]
+    pub(crate) fn top(&self) -> FramePtr {
+        match self.fast_top() {
+            Some(top) => top,
+            None => self.top_slow(),
+        }
+    }
+
+    /// [`top`](Self::top) when it costs nothing: no node, or one inline
+    /// node, and an owner with nothing else to do on entry.
+    #[inline(always)]
+    pub(crate) fn fast_top(&self) -> Option<FramePtr> {
+        // The usual case first, so that it takes one compare.
+        if self.publish == Publish::Inline {
+            return Some(FramePtr(Some(self.inline_base().cast())));
+        }
+        (self.publish == Publish::Null).then_some(FramePtr::NULL)
+    }
+
+    /// [`top`](Self::top) in every case. Inline nodes are relinked at every
+    /// call (when there are two or more): the buffer moves with the
     /// snapshot, and even where it does not, a pointer kept from an earlier
     /// call may no longer be used once the snapshot (or the future holding
     /// it) has been mutably borrowed again. Heap nodes never move, and their
-    /// pointers derive from the allocation, so they are linked once. A
-    /// single node has no link to write (its link is always null).
-    #[inline]
-    pub(crate) fn top(&self) -> FramePtr {
-        if self.len == 0 {
-            return FramePtr::NULL;
+    /// pointers derive from the allocation: they were linked when the buffer
+    /// was filled.
+    #[inline(never)]
+    pub(crate) fn top_slow(&self) -> FramePtr {
+        if let Some(heap) = self.heap {
+            // (A heap buffer holds at least one node once filled.)
+            return FramePtr(Some(heap.cast()).filter(|_| self.len != 0));
         }
-        let base = self.base();
-        if self.len > 1 && (self.heap.is_none() || self.linked_at.get() != base.as_ptr() as usize) {
-            self.relink(base);
+        match self.len {
+            0 => FramePtr::NULL,
+            1 => FramePtr(Some(self.inline_base().cast())),
+            _ => self.relink(),
         }
-        FramePtr(Some(base.cast()))
     }
 
-    /// Writes each node's link to the next one, for the buffer at `base`.
-    /// Out of line: a one-store snapshot never needs it, and the poll of a
-    /// snapshot frame stays small.
-    #[cold]
-    #[inline(never)]
-    fn relink(&self, base: NonNull<u8>) {
+    fn inline_base(&self) -> NonNull<u8> {
+        NonNull::from(&self.inline.0).cast()
+    }
+
+    /// Writes each node's link to the next one, for the buffer where it is
+    /// now, and returns the first.
+    fn relink(&self) -> FramePtr {
         let mut nodes = self.nodes().peekable();
         while let Some((node, _)) = nodes.next() {
             let link = FramePtr(nodes.peek().map(|&(next, _)| next));
@@ -215,7 +293,7 @@ impl Captured {
             // inside `run` or a poll, after `top` returns.
             unsafe { (*node.as_ptr()).link = link };
         }
-        self.linked_at.set(base.as_ptr() as usize);
+        FramePtr(Some(self.base().cast()))
     }
 
     /// Runs `f` with exactly these stores visible.
@@ -226,22 +304,37 @@ impl Captured {
         f()
     }
 
-    /// Appends a clone of the store at `src` at `offset`, returns the next
-    /// offset.
+    /// Writes a clone of the store at `src` at `offset`.
     ///
     /// # Safety
     /// `src` heads a live carried store with that carry (TYPE, LIFO), and
     /// the node fits in the buffer at `offset`, a multiple of `self.align`.
-    unsafe fn push(&mut self, offset: usize, src: NonNull<Header>, carry: Carry) -> usize {
+    #[inline(always)]
+    unsafe fn push(&mut self, offset: usize, src: NonNull<Header>, carry: Carry) {
         // SAFETY: guaranteed by the caller: in bounds.
         let dst = unsafe { self.base().as_ptr().add(offset) };
         // SAFETY: `dst` is in the buffer, aligned (`offset` and the base are
         // multiples of `align` >= `carry.align`), with room for the node.
         unsafe { (carry.clone_into)(src, NonNull::new_unchecked(dst).cast()) };
-        // Counted only once written: a panicking clone leaves `len` nodes to drop.
+        // Counted only once written: a panicking clone leaves `len` nodes to
+        // drop. (`reserve` checked that the total fits.)
         self.len += 1;
-        align_up(offset + carry.size, self.align)
+        if carry.drop.is_some() {
+            self.bits |= NEEDS_DROP;
+        }
     }
+}
+
+/// The bits of `Captured::bits` that hold the log2 of its alignment.
+const ALIGN_LOG2: u8 = 0x3f;
+/// The bit of `Captured::bits` set when a node needs dropping.
+const NEEDS_DROP: u8 = 0x80;
+
+/// A snapshot holds at most `u16::MAX` stores in at most 4 GiB.
+#[cold]
+#[inline(never)]
+fn too_many(len: usize) -> ! {
+    panic!("cannot capture {len} stores: a snapshot holds at most 65535 stores in at most 4 GiB")
 }
 
 /// The heap buffer for stores that do not fit inline (`size` is not zero).
@@ -272,16 +365,55 @@ fn each_carried(top: FramePtr, mut each: impl FnMut(NonNull<Header>, Carry)) {
 
 impl Captured {
     /// Copies into this empty buffer every store visible now that can be
-    /// carried. Allocates nothing when they fit in [`INLINE_BYTES`], once
-    /// otherwise. Filling in place (rather than returning a new buffer)
-    /// saves copying the inline buffer on the way out.
+    /// carried, in one walk of the frames. Allocates nothing when they fit
+    /// in [`INLINE_BYTES`]; otherwise, at the first store that does not
+    /// fit, sizes all of them, moves the ones copied so far to one heap
+    /// allocation and goes on there. Filling in place (rather than
+    /// returning a new buffer) saves copying the inline buffer on the way
+    /// out.
     #[inline]
     pub(crate) fn capture_into(&mut self) {
         debug_assert_eq!(self.len, 0);
         let top = imp::get();
-        if top.is_null() {
-            return;
+        let mut offset = 0;
+        let mut next = top;
+        while let Some((src, header)) = next.get() {
+            next = header.link;
+            let Kind::Store { carry: Some(carry) } = header.meta.kind else {
+                continue;
+            };
+            if shadowed(top, src, header.meta.type_id) {
+                continue;
+            }
+            if self.heap.is_none()
+                && (offset + carry.size > INLINE_BYTES || carry.align > INLINE_ALIGN)
+            {
+                offset = self.spill(top);
+            }
+            // SAFETY: (TYPE, LIFO) `src` is a live carried store with this
+            // carry. It fits: inline, by the check above (inline nodes are
+            // multiples of `INLINE_ALIGN`, so `offset` is one); on the heap,
+            // `spill` sized the buffer for every store of this walk.
+            unsafe { self.push(offset, src, carry) };
+            offset = match self.heap {
+                // Inline nodes need no padding: their sizes are multiples
+                // of the buffer's alignment.
+                None => offset + carry.size,
+                Some(_) => align_up(offset + carry.size, self.align()),
+            };
         }
+        if self.heap.is_none() {
+            self.size = offset as u32;
+        }
+        self.filled();
+    }
+
+    /// Moves the nodes written so far (inline) to a heap buffer with room
+    /// for every store a capture from `top` takes, and returns the offset
+    /// after them there.
+    #[cold]
+    #[inline(never)]
+    fn spill(&mut self, top: FramePtr) -> usize {
         let min = align_of::<Header>();
         let (mut len, mut sum, mut align) = (0, 0, min);
         each_carried(top, |_, carry| {
@@ -289,20 +421,34 @@ impl Captured {
             sum += carry.size;
             align = align.max(carry.align);
         });
-        if len == 0 {
-            return;
-        }
         // Node sizes are multiples of `min`, so each node's padding to
         // `align` is at most `align - min`: exact when nothing is
         // over-aligned.
-        self.reserve(sum + len * (align - min), align);
+        let size = sum + len * (align - min);
+        if len > usize::from(u16::MAX) || size > u32::MAX as usize {
+            too_many(len);
+        }
+        let heap = allocate(size, align);
         let mut offset = 0;
-        each_carried(top, |src, carry| {
-            // SAFETY: (TYPE, LIFO) `src` is a live carried store with this
-            // carry; the same walk as above, so the node fits.
-            offset = unsafe { self.push(offset, src, carry) };
-        });
-        debug_assert_eq!(self.len, len);
+        for (node, carry) in self.nodes() {
+            // SAFETY: moves a written inline node (`carry.size` bytes) to
+            // the new buffer, aligned for it (`offset` is a multiple of
+            // `align`), with room for it: the buffer holds every node of the
+            // walk, these included. The inline copy is never used again
+            // (`heap` is set below, before anything can unwind).
+            unsafe {
+                core::ptr::copy_nonoverlapping(
+                    node.as_ptr().cast::<u8>(),
+                    heap.as_ptr().add(offset),
+                    carry.size,
+                );
+            }
+            offset = align_up(offset + carry.size, align);
+        }
+        self.heap = Some(heap);
+        self.set_align(align);
+        self.size = size as u32;
+        offset
     }
 
     /// Copies the stores of `self` into the empty buffer `copy`: no
@@ -313,13 +459,15 @@ impl Captured {
         if self.len == 0 {
             return;
         }
-        copy.reserve(self.size, self.align);
+        copy.reserve_like(self);
         let mut offset = 0;
         for (src, carry) in self.nodes() {
             // SAFETY: `src` is a written node of `self`, a carried store
             // (TYPE); `copy` has the same layout, so it fits at `offset`.
-            offset = unsafe { copy.push(offset, src, carry) };
+            unsafe { copy.push(offset, src, carry) };
+            offset = align_up(offset + carry.size, self.align());
         }
+        copy.filled();
     }
 }
 
@@ -334,8 +482,20 @@ impl Captured {
 }
 
 impl Drop for Captured {
+    #[inline]
     fn drop(&mut self) {
-        if self.len > 0 && imp::get().reaches(self.base().cast()) {
+        if self.len == 0 && self.heap.is_none() {
+            // Nothing to drop, and never published: an empty snapshot
+            // publishes null.
+            return;
+        }
+        self.drop_nodes();
+    }
+}
+
+impl Captured {
+    fn drop_nodes(&mut self) {
+        if imp::get().reaches(self.base().cast()) {
             // Still published while being destroyed: a thread-local that
             // owns the snapshot, torn down at process exit inside `run`
             // (LIFO). Unpublish everything rather than leave the slot
@@ -343,22 +503,21 @@ impl Drop for Captured {
             imp::set(FramePtr::NULL);
         }
         /// Frees the heap buffer last, on return and on unwind.
-        struct Free(Option<(NonNull<u8>, Layout)>);
+        struct Free(Option<(NonNull<u8>, usize, usize)>);
         impl Drop for Free {
             fn drop(&mut self) {
-                if let Some((ptr, layout)) = self.0 {
-                    // SAFETY: allocated by `with_capacity` with this layout,
-                    // freed once, after every node in it was dropped.
-                    unsafe { dealloc(ptr.as_ptr(), layout) }
+                if let Some((ptr, size, align)) = self.0 {
+                    // SAFETY: allocated by `allocate` with this size and
+                    // alignment (a valid layout), freed once, after every
+                    // node in it was dropped.
+                    unsafe { dealloc(ptr.as_ptr(), Layout::from_size_align_unchecked(size, align)) }
                 }
             }
         }
-        let _free = Free(self.heap.map(|ptr| {
-            // The layout `with_capacity` allocated with.
-            let layout = Layout::from_size_align(self.size, self.align);
-            (ptr, layout.expect("allocated with this layout"))
-        }));
-        drop_all(&mut self.nodes());
+        let _free = Free(self.heap.map(|ptr| (ptr, self.size as usize, self.align())));
+        if self.bits & NEEDS_DROP != 0 {
+            drop_all(&mut self.nodes());
+        }
     }
 }
 
@@ -375,9 +534,11 @@ fn drop_all(nodes: &mut Nodes) {
     }
     let rest = Rest(nodes);
     for (node, carry) in rest.0.by_ref() {
-        // SAFETY: a written node of this buffer, dropped once: `next` has
-        // moved past it before its `Drop` runs.
-        unsafe { (carry.drop)(node) }
+        if let Some(drop) = carry.drop {
+            // SAFETY: a written node of this buffer, dropped once: `next`
+            // has moved past it before its `Drop` runs.
+            unsafe { drop(node) }
+        }
     }
     mem::forget(rest);
 }
@@ -402,4 +563,65 @@ mod tests {
         assert_eq!(big.len(), 2);
         assert!(big.heap.is_some());
     }
+
+    #[derive(Clone, Debug, PartialEq)]
+    #[repr(align(32))]
+    struct Aligned32(u8);
+
+    /// Reads every store of the test types through the snapshot.
+    fn reads(captured: &Captured) -> (Option<u64>, Option<u32>, Option<Aligned32>, Option<u16>) {
+        captured.run(|| {
+            (
+                crate::get::<u64>(),
+                crate::get::<u32>(),
+                crate::get::<Aligned32>(),
+                crate::get::<u16>(),
+            )
+        })
+    }
+
+    #[test]
+    fn stores_copied_inline_move_to_the_heap_when_a_later_one_does_not_fit() {
+        // Innermost first: u32 and u16 are copied inline, then the
+        // over-aligned store (and the u64 after it) need the heap.
+        let spilled = crate::scope(1u64, || {
+            crate::scope(Aligned32(3), || {
+                crate::scope(2u32, || crate::scope(4u16, capture))
+            })
+        });
+        assert_eq!(spilled.len(), 4);
+        assert!(spilled.heap.is_some());
+        assert_eq!(spilled.align(), 32);
+        let all = (Some(1), Some(2), Some(Aligned32(3)), Some(4));
+        assert_eq!(reads(&spilled), all);
+        let mut copy = Captured::empty();
+        spilled.clone_into(&mut copy);
+        drop(spilled);
+        assert_eq!(reads(&copy), all);
+
+        // Too large, after stores that filled part of the buffer.
+        let spilled = crate::scope([7u8; 80], || {
+            crate::scope(1u64, || crate::scope(2u32, capture))
+        });
+        assert!(spilled.heap.is_some());
+        assert_eq!(spilled.run(crate::get::<[u8; 80]>), Some([7; 80]));
+        assert_eq!(reads(&spilled), (Some(1), Some(2), None, None));
+    }
+
+    #[test]
+    fn a_snapshot_of_four_word_stores_stays_inline() {
+        let four = crate::scope(1u64, || {
+            crate::scope(2u32, || {
+                crate::scope(Aligned8(3), || crate::scope(4u16, capture))
+            })
+        });
+        assert_eq!(four.len(), 4);
+        assert!(four.heap.is_none());
+        assert_eq!(four.size as usize, INLINE_BYTES);
+        assert_eq!(four.run(crate::get::<Aligned8>), Some(Aligned8(3)));
+        assert_eq!(reads(&four), (Some(1), Some(2), None, Some(4)));
+    }
+
+    #[derive(Clone, Debug, PartialEq)]
+    struct Aligned8(u64);
 }
