@@ -94,13 +94,16 @@ const _: () = assert!(align_of::<Inline>() == INLINE_ALIGN);
 
 /// The stores of a snapshot: `len` nodes, innermost first.
 ///
-/// Kept small (112 bytes on 64-bit targets), because it travels inside
-/// every task an adapter spawns: the counts are packed into one word.
+/// Kept small (104 bytes on 64-bit targets), because it travels inside
+/// every task an adapter spawns: the counts are packed into one word, and a
+/// heap buffer's address is kept in the inline buffer it replaces. (Small
+/// enough that `Scoped<F, Snapshot>` for a small `F` is at most 128 bytes,
+/// which compilers copy with a few moves rather than a `memcpy` call.)
 pub(crate) struct Captured {
+    /// The nodes; or, when they did not fit (`bits & HEAP`), the address
+    /// of the heap buffer that holds them (`size` bytes, aligned to
+    /// `1 << (bits & ALIGN_LOG2)`) in its first word.
     inline: Inline,
-    /// Where the nodes are when they did not fit inline (`size` bytes,
-    /// aligned to `1 << align_log2`).
-    heap: Option<NonNull<u8>>,
     /// Bytes reserved for the nodes.
     size: u32,
     /// Nodes written (all of them, except while a capture or clone runs).
@@ -165,7 +168,6 @@ impl Captured {
     pub(crate) fn empty() -> Captured {
         Captured {
             inline: Inline(UnsafeCell::new(MaybeUninit::uninit())),
-            heap: None,
             size: 0,
             len: 0,
             bits: INLINE_ALIGN.trailing_zeros() as u8,
@@ -176,12 +178,12 @@ impl Captured {
     /// Decides how `top` finds the first node, once the buffer is filled.
     #[inline]
     fn filled(&mut self) {
-        self.publish = match (self.heap, self.len) {
+        self.publish = match (self.heap(), self.len) {
             (None, 0) => Publish::Null,
             (None, 1) => Publish::Inline,
             _ => {
                 // A heap buffer never moves: its links are written once.
-                if self.heap.is_some() {
+                if self.heap().is_some() {
                     self.relink();
                 }
                 Publish::Slow
@@ -199,11 +201,11 @@ impl Captured {
     /// layout.
     #[inline]
     fn reserve_like(&mut self, other: &Captured) {
-        debug_assert!(self.len == 0 && self.heap.is_none());
-        self.bits = other.bits;
+        debug_assert!(self.len == 0 && self.heap().is_none());
+        self.bits = other.bits & !(NEEDS_DROP | HEAP);
         self.size = other.size;
-        if other.heap.is_some() {
-            self.heap = Some(allocate(other.size as usize, other.align()));
+        if other.heap().is_some() {
+            self.set_heap(allocate(other.size as usize, other.align()));
         }
     }
 
@@ -215,12 +217,35 @@ impl Captured {
         1 << (self.bits & ALIGN_LOG2)
     }
 
+    /// The heap buffer, when the nodes did not fit inline.
+    #[inline]
+    fn heap(&self) -> Option<NonNull<u8>> {
+        if self.bits & HEAP == 0 {
+            return None;
+        }
+        // SAFETY: with `HEAP` set, the inline buffer's first word holds the
+        // heap buffer's address, written by `set_heap` as a pointer (so with
+        // its provenance); the buffer is aligned for it.
+        Some(unsafe { self.inline.0.get().cast::<NonNull<u8>>().read() })
+    }
+
+    /// Keeps `heap` as the buffer of the nodes. The inline buffer holds no
+    /// node any more (they were moved, or none was written).
+    #[inline]
+    fn set_heap(&mut self, heap: NonNull<u8>) {
+        debug_assert!(self.bits & HEAP == 0);
+        // SAFETY: the inline buffer is ours, aligned for a pointer and
+        // large enough; nothing in it is used once `HEAP` is set.
+        unsafe { self.inline.0.get().cast::<NonNull<u8>>().write(heap) };
+        self.bits |= HEAP;
+    }
+
     fn set_align(&mut self, align: usize) {
         self.bits = (self.bits & !ALIGN_LOG2) | align.trailing_zeros() as u8;
     }
 
     fn base(&self) -> NonNull<u8> {
-        match self.heap {
+        match self.heap() {
             Some(heap) => heap,
             None => NonNull::from(&self.inline.0).cast(),
         }
@@ -265,7 +290,7 @@ impl Captured {
     /// was filled.
     #[inline(never)]
     pub(crate) fn top_slow(&self) -> FramePtr {
-        if let Some(heap) = self.heap {
+        if let Some(heap) = self.heap() {
             // (A heap buffer holds at least one node once filled.)
             return FramePtr(Some(heap.cast()).filter(|_| self.len != 0));
         }
@@ -329,6 +354,8 @@ impl Captured {
 const ALIGN_LOG2: u8 = 0x3f;
 /// The bit of `Captured::bits` set when a node needs dropping.
 const NEEDS_DROP: u8 = 0x80;
+/// The bit of `Captured::bits` set when the nodes are on the heap.
+const HEAP: u8 = 0x40;
 
 /// A snapshot holds at most `u16::MAX` stores in at most 4 GiB.
 #[cold]
@@ -385,7 +412,7 @@ impl Captured {
             if shadowed(top, src, header.meta.type_id) {
                 continue;
             }
-            if self.heap.is_none()
+            if self.bits & HEAP == 0
                 && (offset + carry.size > INLINE_BYTES || carry.align > INLINE_ALIGN)
             {
                 offset = self.spill(top);
@@ -395,14 +422,15 @@ impl Captured {
             // multiples of `INLINE_ALIGN`, so `offset` is one); on the heap,
             // `spill` sized the buffer for every store of this walk.
             unsafe { self.push(offset, src, carry) };
-            offset = match self.heap {
+            offset = if self.bits & HEAP == 0 {
                 // Inline nodes need no padding: their sizes are multiples
                 // of the buffer's alignment.
-                None => offset + carry.size,
-                Some(_) => align_up(offset + carry.size, self.align()),
+                offset + carry.size
+            } else {
+                align_up(offset + carry.size, self.align())
             };
         }
-        if self.heap.is_none() {
+        if self.bits & HEAP == 0 {
             self.size = offset as u32;
         }
         self.filled();
@@ -435,7 +463,8 @@ impl Captured {
             // the new buffer, aligned for it (`offset` is a multiple of
             // `align`), with room for it: the buffer holds every node of the
             // walk, these included. The inline copy is never used again
-            // (`heap` is set below, before anything can unwind).
+            // (`set_heap` below overwrites its start, before anything can
+            // unwind).
             unsafe {
                 core::ptr::copy_nonoverlapping(
                     node.as_ptr().cast::<u8>(),
@@ -445,7 +474,7 @@ impl Captured {
             }
             offset = align_up(offset + carry.size, align);
         }
-        self.heap = Some(heap);
+        self.set_heap(heap);
         self.set_align(align);
         self.size = size as u32;
         offset
@@ -484,7 +513,7 @@ impl Captured {
 impl Drop for Captured {
     #[inline]
     fn drop(&mut self) {
-        if self.len == 0 && self.heap.is_none() {
+        if self.len == 0 && self.bits & HEAP == 0 {
             // Nothing to drop, and never published: an empty snapshot
             // publishes null.
             return;
@@ -514,7 +543,7 @@ impl Captured {
                 }
             }
         }
-        let _free = Free(self.heap.map(|ptr| (ptr, self.size as usize, self.align())));
+        let _free = Free(self.heap().map(|ptr| (ptr, self.size as usize, self.align())));
         if self.bits & NEEDS_DROP != 0 {
             drop_all(&mut self.nodes());
         }
@@ -557,11 +586,11 @@ mod tests {
     fn small_stores_stay_inline_and_large_ones_take_one_allocation() {
         let top = crate::scope(1u64, || crate::scope(2u32, capture));
         assert_eq!(top.len(), 2);
-        assert!(top.heap.is_none());
+        assert!(top.heap().is_none());
         assert!(top.contains(core::any::TypeId::of::<u64>()));
         let big = crate::scope([0u8; 256], || crate::scope(2u32, capture));
         assert_eq!(big.len(), 2);
-        assert!(big.heap.is_some());
+        assert!(big.heap().is_some());
     }
 
     #[derive(Clone, Debug, PartialEq)]
@@ -590,7 +619,7 @@ mod tests {
             })
         });
         assert_eq!(spilled.len(), 4);
-        assert!(spilled.heap.is_some());
+        assert!(spilled.heap().is_some());
         assert_eq!(spilled.align(), 32);
         let all = (Some(1), Some(2), Some(Aligned32(3)), Some(4));
         assert_eq!(reads(&spilled), all);
@@ -603,7 +632,7 @@ mod tests {
         let spilled = crate::scope([7u8; 80], || {
             crate::scope(1u64, || crate::scope(2u32, capture))
         });
-        assert!(spilled.heap.is_some());
+        assert!(spilled.heap().is_some());
         assert_eq!(spilled.run(crate::get::<[u8; 80]>), Some([7; 80]));
         assert_eq!(reads(&spilled), (Some(1), Some(2), None, None));
     }
@@ -616,7 +645,7 @@ mod tests {
             })
         });
         assert_eq!(four.len(), 4);
-        assert!(four.heap.is_none());
+        assert!(four.heap().is_none());
         assert_eq!(four.size as usize, INLINE_BYTES);
         assert_eq!(four.run(crate::get::<Aligned8>), Some(Aligned8(3)));
         assert_eq!(reads(&four), (Some(1), Some(2), None, Some(4)));
