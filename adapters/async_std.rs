@@ -175,7 +175,7 @@ where
     F: Future<Output = T> + Send + 'static,
     T: Send + 'static,
 {
-    ::async_std::task::spawn(future.with_snapshot(Snapshot::capture()))
+    crate::carried::spawn_carried!(future, |task| ::async_std::task::spawn(task))
 }
 
 /// Like [`async_std::task::spawn_local`],
@@ -199,7 +199,7 @@ where
     F: Future<Output = T> + 'static,
     T: 'static,
 {
-    ::async_std::task::spawn_local(future.with_snapshot(Snapshot::capture()))
+    crate::carried::spawn_carried!(future, |task| ::async_std::task::spawn_local(task))
 }
 
 /// Like [`async_std::task::spawn_blocking`],
@@ -299,7 +299,7 @@ impl BuilderExt for Builder {
         F: Future<Output = T> + Send + 'static,
         T: Send + 'static,
     {
-        self.spawn(future.with_snapshot(Snapshot::capture()))
+        crate::carried::spawn_carried!(future, |task| self.spawn(task))
     }
 
     fn local_with_stores<F, T>(self, future: F) -> io::Result<JoinHandle<T>>
@@ -307,6 +307,6 @@ impl BuilderExt for Builder {
         F: Future<Output = T> + 'static,
         T: 'static,
     {
-        self.local(future.with_snapshot(Snapshot::capture()))
+        crate::carried::spawn_carried!(future, |task| self.local(task))
     }
 }

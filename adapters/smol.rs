@@ -136,7 +136,7 @@ use crate::{isolate, Snapshot, WithStore};
 /// assert_eq!(smol::block_on(task).as_deref(), Some("job-1"));
 /// ```
 pub fn spawn<T: Send + 'static>(future: impl Future<Output = T> + Send + 'static) -> Task<T> {
-    ::smol::spawn(future.with_snapshot(Snapshot::capture()))
+    crate::carried::spawn_carried!(future, |task| ::smol::spawn(task))
 }
 
 /// Like [`smol::unblock`], with the current stores visible
@@ -275,7 +275,7 @@ impl<'a> ExecutorExt<'a> for Executor<'a> {
         &self,
         future: impl Future<Output = T> + Send + 'a,
     ) -> Task<T> {
-        self.spawn(future.with_snapshot(Snapshot::capture()))
+        crate::carried::spawn_carried!(future, |task| self.spawn(task))
     }
 
     fn run_with_stores<T>(&self, future: impl Future<Output = T>) -> impl Future<Output = T> {
@@ -348,7 +348,7 @@ pub trait LocalExecutorExt<'a>: sealed::Sealed {
 
 impl<'a> LocalExecutorExt<'a> for LocalExecutor<'a> {
     fn spawn_with_stores<T: 'a>(&self, future: impl Future<Output = T> + 'a) -> Task<T> {
-        self.spawn(future.with_snapshot(Snapshot::capture()))
+        crate::carried::spawn_carried!(future, |task| self.spawn(task))
     }
 
     fn run_with_stores<T>(&self, future: impl Future<Output = T>) -> impl Future<Output = T> {

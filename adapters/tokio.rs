@@ -183,7 +183,7 @@ where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
-    ::tokio::task::spawn(future.with_snapshot(Snapshot::capture()))
+    crate::carried::spawn_carried!(future, |task| ::tokio::task::spawn(task))
 }
 
 /// Like [`tokio::task::spawn_local`], with the
@@ -212,7 +212,7 @@ where
     F: Future + 'static,
     F::Output: 'static,
 {
-    ::tokio::task::spawn_local(future.with_snapshot(Snapshot::capture()))
+    crate::carried::spawn_carried!(future, |task| ::tokio::task::spawn_local(task))
 }
 
 /// Like [`tokio::task::spawn_blocking`], with
@@ -355,7 +355,7 @@ impl HandleExt for Handle {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        self.spawn(future.with_snapshot(Snapshot::capture()))
+        crate::carried::spawn_carried!(future, |task| self.spawn(task))
     }
 
     #[track_caller]
@@ -497,7 +497,7 @@ impl<T: 'static> JoinSetExt<T> for JoinSet<T> {
         F: Future<Output = T> + Send + 'static,
         T: Send,
     {
-        self.spawn(task.with_snapshot(Snapshot::capture()))
+        crate::carried::spawn_carried!(task, |task| self.spawn(task))
     }
 
     #[track_caller]
@@ -505,7 +505,7 @@ impl<T: 'static> JoinSetExt<T> for JoinSet<T> {
     where
         F: Future<Output = T> + 'static,
     {
-        self.spawn_local(task.with_snapshot(Snapshot::capture()))
+        crate::carried::spawn_carried!(task, |task| self.spawn_local(task))
     }
 
     #[track_caller]
@@ -637,7 +637,7 @@ impl LocalSetExt for LocalSet {
         F: Future + 'static,
         F::Output: 'static,
     {
-        self.spawn_local(future.with_snapshot(Snapshot::capture()))
+        crate::carried::spawn_carried!(future, |task| self.spawn_local(task))
     }
 
     fn run_until_with_stores<F: Future>(&self, future: F) -> impl Future<Output = F::Output> {

@@ -44,6 +44,8 @@ extern crate std;
 mod access;
 #[cfg(feature = "alloc")]
 mod bind;
+#[cfg(feature = "alloc")]
+mod carried;
 mod frame;
 pub mod markers;
 mod not_found;

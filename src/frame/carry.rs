@@ -1,6 +1,7 @@
 //! Owned copies of frames, for snapshots: the carried stores laid out as
 //! nodes (header, then value) in one buffer, inline when they fit in
-//! [`INLINE_BYTES`], otherwise in a single heap allocation.
+//! `W` words (`SNAPSHOT_WORDS` for a `Snapshot`), otherwise in a single
+//! heap allocation.
 //!
 //! The nodes are position-independent except for their links (LINK): a heap
 //! buffer never moves, so its links are written once, when it is filled; an
@@ -19,10 +20,15 @@ use core::ptr::NonNull;
 
 use super::{imp, shadowed, FramePtr, Header, Kind, Node, Restore};
 
-/// Bytes of stores a snapshot holds without allocating, each store with its
-/// two-word header: e.g. a request-id newtype, an `Arc` logger and a
-/// `String` tenant (24 + 24 + 40 bytes on 64-bit targets), or four `u64`s.
-pub(crate) const INLINE_BYTES: usize = 96;
+/// Words (`u64`s) of stores a `Snapshot` holds without allocating, each
+/// store with its two-word header: e.g. a request-id newtype, an `Arc`
+/// logger and a `String` tenant (24 + 24 + 40 bytes on 64-bit targets), or
+/// four `u64`s.
+pub(crate) const SNAPSHOT_WORDS: usize = 12;
+
+/// Bytes a `Snapshot` holds inline.
+#[cfg(test)]
+const INLINE_BYTES: usize = SNAPSHOT_WORDS * 8;
 
 /// The inline buffer's alignment; nodes aligned more strictly go to the heap.
 const INLINE_ALIGN: usize = 8;
@@ -87,10 +93,10 @@ const fn align_up(n: usize, align: usize) -> usize {
     (n + align - 1) & !(align - 1)
 }
 
-#[repr(C, align(8))]
-struct Inline(UnsafeCell<MaybeUninit<[u8; INLINE_BYTES]>>);
+/// `W` words of nodes, or a heap buffer's address.
+struct Inline<const W: usize>(UnsafeCell<[MaybeUninit<u64>; W]>);
 
-const _: () = assert!(align_of::<Inline>() == INLINE_ALIGN);
+const _: () = assert!(align_of::<Inline<1>>() == INLINE_ALIGN);
 
 /// The stores of a snapshot: `len` nodes, innermost first.
 ///
@@ -99,11 +105,11 @@ const _: () = assert!(align_of::<Inline>() == INLINE_ALIGN);
 /// heap buffer's address is kept in the inline buffer it replaces. (Small
 /// enough that `Scoped<F, Snapshot>` for a small `F` is at most 128 bytes,
 /// which compilers copy with a few moves rather than a `memcpy` call.)
-pub(crate) struct Captured {
+pub(crate) struct Captured<const W: usize = SNAPSHOT_WORDS> {
     /// The nodes; or, when they did not fit (`bits & HEAP`), the address
     /// of the heap buffer that holds them (`size` bytes, aligned to
     /// `1 << (bits & ALIGN_LOG2)`) in its first word.
-    inline: Inline,
+    inline: Inline<W>,
     /// Bytes reserved for the nodes.
     size: u32,
     /// Nodes written (all of them, except while a capture or clone runs).
@@ -135,7 +141,7 @@ enum Publish {
 // the heap buffer is owned by this value alone. It is not `Sync`: the links
 // of inline nodes are rewritten through `&self` (`UnsafeCell`), and `T` need
 // not be `Sync`.
-unsafe impl Send for Captured {}
+unsafe impl<const W: usize> Send for Captured<W> {}
 
 /// The nodes of a buffer, in order.
 struct Nodes {
@@ -163,11 +169,15 @@ impl Iterator for Nodes {
     }
 }
 
-impl Captured {
+impl<const W: usize> Captured<W> {
+    /// Bytes held inline.
+    const INLINE_BYTES: usize = W * 8;
+
     #[inline]
-    pub(crate) fn empty() -> Captured {
+    pub(crate) fn empty() -> Captured<W> {
+        const { assert!(W >= 1, "the inline buffer must hold a heap address") };
         Captured {
-            inline: Inline(UnsafeCell::new(MaybeUninit::uninit())),
+            inline: Inline(UnsafeCell::new([MaybeUninit::uninit(); W])),
             size: 0,
             len: 0,
             bits: INLINE_ALIGN.trailing_zeros() as u8,
@@ -200,7 +210,7 @@ impl Captured {
     /// Makes this empty buffer ready for the nodes of `other`, in the same
     /// layout.
     #[inline]
-    fn reserve_like(&mut self, other: &Captured) {
+    fn reserve_like(&mut self, other: &Captured<W>) {
         debug_assert!(self.len == 0 && self.heap().is_none());
         self.bits = other.bits & !(NEEDS_DROP | HEAP);
         self.size = other.size;
@@ -364,6 +374,31 @@ fn too_many(len: usize) -> ! {
     panic!("cannot capture {len} stores: a snapshot holds at most 65535 stores in at most 4 GiB")
 }
 
+/// Whether every store a capture would copy now fits in `words` words
+/// inline (by the rule `capture_into` follows), so that the adapters can
+/// pick the smallest snapshot for a task. One walk of the frames, stopping
+/// early.
+#[inline]
+pub(crate) fn fits_inline(words: usize) -> bool {
+    let top = imp::get();
+    let mut next = top;
+    let mut size = 0;
+    while let Some((src, header)) = next.get() {
+        next = header.link;
+        let Kind::Store { carry: Some(carry) } = header.meta.kind else {
+            continue;
+        };
+        if shadowed(top, src, header.meta.type_id) {
+            continue;
+        }
+        size += carry.size;
+        if size > words * 8 || carry.align > INLINE_ALIGN {
+            return false;
+        }
+    }
+    true
+}
+
 /// The heap buffer for stores that do not fit inline (`size` is not zero).
 #[cold]
 #[inline(never)]
@@ -390,10 +425,10 @@ fn each_carried(top: FramePtr, mut each: impl FnMut(NonNull<Header>, Carry)) {
     }
 }
 
-impl Captured {
+impl<const W: usize> Captured<W> {
     /// Copies into this empty buffer every store visible now that can be
     /// carried, in one walk of the frames. Allocates nothing when they fit
-    /// in [`INLINE_BYTES`]; otherwise, at the first store that does not
+    /// in `W` words; otherwise, at the first store that does not
     /// fit, sizes all of them, moves the ones copied so far to one heap
     /// allocation and goes on there. Filling in place (rather than
     /// returning a new buffer) saves copying the inline buffer on the way
@@ -413,7 +448,7 @@ impl Captured {
                 continue;
             }
             if self.bits & HEAP == 0
-                && (offset + carry.size > INLINE_BYTES || carry.align > INLINE_ALIGN)
+                && (offset + carry.size > Self::INLINE_BYTES || carry.align > INLINE_ALIGN)
             {
                 offset = self.spill(top);
             }
@@ -483,7 +518,7 @@ impl Captured {
     /// Copies the stores of `self` into the empty buffer `copy`: no
     /// allocation when they are inline, one otherwise.
     #[inline]
-    pub(crate) fn clone_into(&self, copy: &mut Captured) {
+    pub(crate) fn clone_into(&self, copy: &mut Captured<W>) {
         debug_assert_eq!(copy.len, 0);
         if self.len == 0 {
             return;
@@ -500,7 +535,7 @@ impl Captured {
     }
 }
 
-impl Captured {
+impl<const W: usize> Captured<W> {
     /// Whether the stores of a snapshot include one of type `type_id`.
     #[cfg(test)]
     fn contains(&self, type_id: core::any::TypeId) -> bool {
@@ -510,7 +545,7 @@ impl Captured {
     }
 }
 
-impl Drop for Captured {
+impl<const W: usize> Drop for Captured<W> {
     #[inline]
     fn drop(&mut self) {
         if self.len == 0 && self.bits & HEAP == 0 {
@@ -522,7 +557,7 @@ impl Drop for Captured {
     }
 }
 
-impl Captured {
+impl<const W: usize> Captured<W> {
     fn drop_nodes(&mut self) {
         if imp::get().reaches(self.base().cast()) {
             // Still published while being destroyed: a thread-local that

@@ -1,0 +1,153 @@
+//! [`Carried`]: how the adapters carry the spawner's stores into a new task,
+//! in a snapshot sized for them.
+//!
+//! A task spawned through an adapter holds a copy of the spawner's stores,
+//! inside the task's future (which the runtime allocates anyway). A
+//! [`Snapshot`] keeps up to 96 bytes of stores inline, so it would make every
+//! such future about 110 bytes larger, and runtimes copy a task's future
+//! several times while spawning, completing and joining it. Most tasks carry
+//! one small store (a request id, an `Arc` handle): [`spawn_carried!`] checks
+//! what would be carried and picks [`Small`] (one word-sized store, 32 bytes)
+//! when it fits, [`Snapshot`] otherwise. Both are captured in place, allocate
+//! nothing for small stores, and behave exactly alike: see
+//! [`WithStore::with_snapshot`](crate::WithStore::with_snapshot) for what the
+//! task sees.
+
+use core::future::Future;
+use core::mem::ManuallyDrop;
+use core::pin::Pin;
+use core::task::{Context, Poll};
+
+use pin_project_lite::pin_project;
+
+use crate::frame::carry::{fits_inline, Captured};
+use crate::Snapshot;
+
+/// Words of stores [`Small`] holds: one store whose value is one word (a
+/// `u64` id, an `Arc`, a `Box`), with its two-word header.
+const SMALL_WORDS: usize = 3;
+
+/// What a [`Carried`] future holds: the stores to make visible at each poll.
+pub(crate) trait Stores: Send + 'static {
+    /// Copies the stores visible now (and, with `tracing`, the current span).
+    fn capture() -> Self;
+
+    /// Runs `f` with exactly these stores visible (inside the span).
+    fn run<R>(&self, f: impl FnOnce() -> R) -> R;
+}
+
+impl Stores for Snapshot {
+    #[inline]
+    fn capture() -> Self {
+        Snapshot::capture()
+    }
+
+    #[inline]
+    fn run<R>(&self, f: impl FnOnce() -> R) -> R {
+        Snapshot::run(self, f)
+    }
+}
+
+/// A snapshot of at most one word-sized store: what most tasks carry.
+pub(crate) struct Small {
+    stores: Captured<SMALL_WORDS>,
+    #[cfg(feature = "tracing")]
+    span: tracing::Span,
+}
+
+impl Small {
+    /// Whether the stores visible now fit in a `Small`.
+    #[inline]
+    pub(crate) fn fits() -> bool {
+        fits_inline(SMALL_WORDS)
+    }
+}
+
+impl Stores for Small {
+    #[inline]
+    fn capture() -> Self {
+        let mut small = Small {
+            stores: Captured::empty(),
+            #[cfg(feature = "tracing")]
+            span: tracing::Span::current(),
+        };
+        small.stores.capture_into();
+        #[cfg(feature = "tracing")]
+        if !small.span.is_none() {
+            small.stores.publish_slowly();
+        }
+        small
+    }
+
+    #[inline]
+    fn run<R>(&self, f: impl FnOnce() -> R) -> R {
+        #[cfg(feature = "tracing")]
+        let _entered = (!self.span.is_none()).then(|| self.span.enter());
+        self.stores.run(f)
+    }
+}
+
+pin_project! {
+    /// A future that runs with the stores its spawner saw: the task an
+    /// adapter spawns. Like `Scoped<F, Snapshot>`, without a frame header
+    /// (a snapshot's frame only ever publishes the snapshot's own nodes).
+    pub(crate) struct Carried<F, S: Stores> {
+        #[pin]
+        inner: ManuallyDrop<F>,
+        stores: S,
+    }
+
+    impl<F, S: Stores> PinnedDrop for Carried<F, S> {
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            let inner = this.inner;
+            this.stores.run(|| {
+                // SAFETY: `inner` is dropped exactly once, here, and is never
+                // touched again: this is the destructor. Dropping in place
+                // keeps the pinning promise.
+                unsafe { ManuallyDrop::drop(inner.get_unchecked_mut()) }
+            });
+        }
+    }
+}
+
+impl<F, S: Stores> Carried<F, S> {
+    /// `inner`, with the stores visible now.
+    #[inline]
+    pub(crate) fn new(inner: F) -> Self {
+        Carried {
+            inner: ManuallyDrop::new(inner),
+            stores: S::capture(),
+        }
+    }
+}
+
+impl<F: Future, S: Stores> Future for Carried<F, S> {
+    type Output = F::Output;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = self.project();
+        // SAFETY: `ManuallyDrop<F>` is a transparent wrapper; `F` is never
+        // moved out of it, so the projection is structural.
+        let inner = unsafe { this.inner.map_unchecked_mut(|inner| &mut **inner) };
+        this.stores.run(|| inner.poll(cx))
+    }
+}
+
+/// Spawns `$future` with the current stores, in the smallest [`Carried`]
+/// that holds them: `spawn_carried!(future, |task| runtime::spawn(task))`.
+/// The spawn expression is instantiated once per size.
+macro_rules! spawn_carried {
+    ($future:expr, |$task:ident| $spawn:expr) => {{
+        let future = $future;
+        if $crate::carried::Small::fits() {
+            let $task = $crate::carried::Carried::<_, $crate::carried::Small>::new(future);
+            $spawn
+        } else {
+            let $task = $crate::carried::Carried::<_, $crate::Snapshot>::new(future);
+            $spawn
+        }
+    }};
+}
+pub(crate) use spawn_carried;
