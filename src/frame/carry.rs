@@ -80,6 +80,7 @@ unsafe fn drop_node<T>(node: NonNull<Header>) {
 }
 
 /// The carry of a snapshot node's header.
+#[inline(always)]
 fn carry_of(header: &Header) -> Carry {
     match header.meta.kind {
         Kind::Store { carry: Some(carry) } => carry,
@@ -154,6 +155,7 @@ struct Nodes {
 impl Iterator for Nodes {
     type Item = (NonNull<Header>, Carry);
 
+    #[inline]
     fn next(&mut self) -> Option<Self::Item> {
         if self.left == 0 {
             return None;
@@ -318,17 +320,22 @@ impl<const W: usize> Captured<W> {
     /// Writes each node's link to the next one, for the buffer where it is
     /// now, and returns the first.
     fn relink(&self) -> FramePtr {
-        let mut nodes = self.nodes().peekable();
-        while let Some((node, _)) = nodes.next() {
-            let link = FramePtr(nodes.peek().map(|&(next, _)| next));
-            // SAFETY: (LINK) the node is in this buffer, behind an
-            // `UnsafeCell` (or in the heap buffer it owns), and no reference
-            // to its header is alive: headers are only read through
-            // references during a walk, and a walk of these nodes runs
-            // inside `run` or a poll, after `top` returns.
-            unsafe { (*node.as_ptr()).link = link };
+        let mut nodes = self.nodes();
+        let first = nodes.next().map(|(node, _)| node);
+        let mut prev = first;
+        for (node, _) in nodes {
+            if let Some(prev) = prev {
+                // SAFETY: (LINK) `prev` is a node of this buffer, behind an
+                // `UnsafeCell` (or in the heap buffer it owns), and no
+                // reference to its header is alive: headers are only read
+                // through references during a walk, and a walk of these
+                // nodes runs inside `run` or a poll, after `top` returns.
+                unsafe { (*prev.as_ptr()).link = FramePtr(Some(node)) };
+            }
+            prev = Some(node);
         }
-        FramePtr(Some(self.base().cast()))
+        // (The last node's link is null, as written.)
+        FramePtr(first)
     }
 
     /// Runs `f` with exactly these stores visible.
@@ -578,7 +585,10 @@ impl<const W: usize> Captured<W> {
                 }
             }
         }
-        let _free = Free(self.heap().map(|ptr| (ptr, self.size as usize, self.align())));
+        let _free = Free(
+            self.heap()
+                .map(|ptr| (ptr, self.size as usize, self.align())),
+        );
         if self.bits & NEEDS_DROP != 0 {
             drop_all(&mut self.nodes());
         }
