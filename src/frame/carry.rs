@@ -214,7 +214,8 @@ impl<const W: usize> Captured<W> {
     #[inline]
     fn reserve_like(&mut self, other: &Captured<W>) {
         debug_assert!(self.len == 0 && self.heap().is_none());
-        self.bits = other.bits & !(NEEDS_DROP | HEAP);
+        // Same alignment, and the same nodes to drop.
+        self.bits = other.bits & !HEAP;
         self.size = other.size;
         if other.heap().is_some() {
             self.set_heap(allocate(other.size as usize, other.align()));
@@ -346,24 +347,23 @@ impl<const W: usize> Captured<W> {
         f()
     }
 
-    /// Writes a clone of the store at `src` at `offset`.
+    /// Writes a clone of the store at `src` at `offset` in the buffer at
+    /// `base` (this one's: `self.base()`).
     ///
     /// # Safety
-    /// `src` heads a live carried store with that carry (TYPE, LIFO), and
-    /// the node fits in the buffer at `offset`, a multiple of `self.align`.
+    /// `src` heads a live carried store with that carry (TYPE, LIFO), `base`
+    /// is `self.base()`, and the node fits in the buffer at `offset`, a
+    /// multiple of `self.align()`.
     #[inline(always)]
-    unsafe fn push(&mut self, offset: usize, src: NonNull<Header>, carry: Carry) {
+    unsafe fn push(&mut self, base: NonNull<u8>, offset: usize, src: NonNull<Header>, carry: Carry) {
         // SAFETY: guaranteed by the caller: in bounds.
-        let dst = unsafe { self.base().as_ptr().add(offset) };
+        let dst = unsafe { base.as_ptr().add(offset) };
         // SAFETY: `dst` is in the buffer, aligned (`offset` and the base are
         // multiples of `align` >= `carry.align`), with room for the node.
         unsafe { (carry.clone_into)(src, NonNull::new_unchecked(dst).cast()) };
         // Counted only once written: a panicking clone leaves `len` nodes to
         // drop. (`reserve` checked that the total fits.)
         self.len += 1;
-        if carry.drop.is_some() {
-            self.bits |= NEEDS_DROP;
-        }
     }
 }
 
@@ -463,7 +463,10 @@ impl<const W: usize> Captured<W> {
             // carry. It fits: inline, by the check above (inline nodes are
             // multiples of `INLINE_ALIGN`, so `offset` is one); on the heap,
             // `spill` sized the buffer for every store of this walk.
-            unsafe { self.push(offset, src, carry) };
+            unsafe { self.push(self.base(), offset, src, carry) };
+            if carry.drop.is_some() {
+                self.bits |= NEEDS_DROP;
+            }
             offset = if self.bits & HEAP == 0 {
                 // Inline nodes need no padding: their sizes are multiples
                 // of the buffer's alignment.
@@ -531,12 +534,17 @@ impl<const W: usize> Captured<W> {
             return;
         }
         copy.reserve_like(self);
-        let mut offset = 0;
-        for (src, carry) in self.nodes() {
-            // SAFETY: `src` is a written node of `self`, a carried store
-            // (TYPE); `copy` has the same layout, so it fits at `offset`.
-            unsafe { copy.push(offset, src, carry) };
-            offset = align_up(offset + carry.size, self.align());
+        let base = copy.base();
+        let mut nodes = self.nodes();
+        loop {
+            let offset = nodes.offset;
+            let Some((src, carry)) = nodes.next() else {
+                break;
+            };
+            // SAFETY: `src` is a written node of `self`, at `offset`, a
+            // carried store (TYPE); `copy` has the same layout, so the node
+            // fits at the same offset.
+            unsafe { copy.push(base, offset, src, carry) };
         }
         copy.filled();
     }
