@@ -151,3 +151,83 @@ macro_rules! spawn_carried {
     }};
 }
 pub(crate) use spawn_carried;
+
+#[cfg(all(test, feature = "std"))]
+mod tests {
+    use crate::{get, scope, scope_local, WithStore};
+    use core::task::Poll;
+    use futures::executor::block_on;
+    use std::string::String;
+
+    /// Which `Carried` the macro picks for the stores visible now, and what
+    /// the task sees of `u64` and `String`, polled where none is set.
+    fn spawn_here() -> (&'static str, (Option<u64>, Option<String>)) {
+        let future = async { (get::<u64>(), get::<String>()) };
+        spawn_carried!(future, |task| {
+            let size = core::any::type_name_of_val(&task);
+            let class = if size.contains("Small") {
+                "small"
+            } else {
+                "snapshot"
+            };
+            (class, block_on(crate::isolate(|| task)))
+        })
+    }
+
+    #[test]
+    fn one_word_store_takes_the_small_snapshot_and_anything_more_the_full_one() {
+        assert_eq!(spawn_here(), ("small", (None, None)));
+        assert_eq!(scope(7u64, spawn_here), ("small", (Some(7), None)));
+        let two = scope(7u64, || scope(String::from("a"), spawn_here));
+        assert_eq!(two, ("snapshot", (Some(7), Some(String::from("a")))));
+        let string = scope(String::from("b"), spawn_here);
+        assert_eq!(string, ("snapshot", (None, Some(String::from("b")))));
+        // Shadowed and local stores are not carried, so they do not count.
+        let shadowed = scope(1u64, || scope(2u64, spawn_here));
+        assert_eq!(shadowed, ("small", (Some(2), None)));
+        let local = scope(7u64, || scope_local(String::from("l"), spawn_here));
+        assert_eq!(local, ("small", (Some(7), None)));
+    }
+
+    #[test]
+    fn carried_futures_see_their_stores_at_every_poll_and_while_dropped() {
+        struct ReadOnDrop(std::sync::Arc<std::sync::Mutex<Option<u64>>>);
+        impl Drop for ReadOnDrop {
+            fn drop(&mut self) {
+                *self.0.lock().unwrap() = get::<u64>();
+            }
+        }
+        for words in [1usize, 2] {
+            let seen = std::sync::Arc::new(std::sync::Mutex::new(None));
+            let probe = ReadOnDrop(seen.clone());
+            let future = async move {
+                let _probe = probe;
+                let first = get::<u64>();
+                let mut yielded = false;
+                core::future::poll_fn(|cx| {
+                    if core::mem::replace(&mut yielded, true) {
+                        Poll::Ready(())
+                    } else {
+                        cx.waker().wake_by_ref();
+                        Poll::Pending
+                    }
+                })
+                .await;
+                (first, get::<u64>(), get::<u32>())
+            };
+            let task = scope(5u64, || {
+                if words == 1 {
+                    spawn_carried!(future, |task| block_on(task.with_store(9u32)))
+                } else {
+                    scope(3u32, || spawn_carried!(future, |task| block_on(task)))
+                }
+            });
+            // `with_store` outside the task is hidden inside it.
+            assert_eq!(
+                task,
+                (Some(5), Some(5), if words == 1 { None } else { Some(3) })
+            );
+            assert_eq!(*seen.lock().unwrap(), Some(5));
+        }
+    }
+}

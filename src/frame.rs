@@ -43,9 +43,14 @@
 //! so nothing restores them.
 //!
 //! **(TYPE)** A header whose meta is of kind [`Kind::Store`] with
-//! `type_id == TypeId::of::<T>()` is always the first field of a
-//! `#[repr(C)] Node<T>`. Only the constructors in this module and in
-//! [`carry`] build headers, and they pair the two through [`MetaOf<T>`].
+//! `type_id == TypeId::of::<T>()` always heads a `Node<T>`-shaped frame: a
+//! `#[repr(C)] Node<T>`, or the same two fields at the start of a
+//! `#[repr(C)] Framed<F, T>` (with the future after them). Only the
+//! constructors in this module and in [`carry`] build headers, and they pair
+//! the two through [`MetaOf<T>`]. A frame is never borrowed as a whole
+//! `&Node<T>` (that could overlap the future next to it, borrowed mutably
+//! while it is polled): its header and value are reached through raw
+//! pointers ([`Node::enter_at`], [`Node::value_at`]).
 //!
 //! **(LINK)** A frame's `link` is null or points to a frame that stays alive
 //! at least as long as the frame is reachable: the frame below it on the same
@@ -59,8 +64,6 @@ use core::marker::PhantomData;
 use core::mem::ManuallyDrop;
 use core::pin::Pin;
 use core::ptr::NonNull;
-
-use pin_project_lite::pin_project;
 
 use crate::slot::imp;
 
@@ -333,29 +336,26 @@ impl Node<crate::Snapshot> {
 }
 
 impl<T> Node<T> {
-    pub(crate) fn value(&self) -> &T {
-        &self.value
-    }
-
-    pub(crate) fn into_value(self) -> T {
-        self.value
-    }
-
-    /// The jump data, when this is a jump frame. Only jump frames are
-    /// zero-sized or snapshots, so every other `T` skips the check at
-    /// compile time and the hot path of a store frame stays two writes.
+    /// The jump data, when the frame at `this` is a jump frame. Only jump
+    /// frames are zero-sized or snapshots, so every other `T` skips the
+    /// check at compile time.
+    ///
+    /// # Safety
+    /// As for [`enter_at`](Self::enter_at).
     #[inline(always)]
-    fn jump_kind(&self) -> Option<Jump> {
+    unsafe fn jump_kind(this: NonNull<Self>) -> Option<Jump> {
         if !may_jump::<T>() {
             return None;
         }
+        // SAFETY: the caller's node, alive; only its header is read.
+        let kind = unsafe { (*this.as_ptr()).header.meta.kind };
         // One compare: a zero-sized value can only be an isolating frame's,
         // any other only a snapshot frame's.
         if core::mem::size_of::<T>() == 0 {
-            return matches!(self.header.meta.kind, Kind::Isolate).then_some(Jump::Isolate);
+            return matches!(kind, Kind::Isolate).then_some(Jump::Isolate);
         }
         #[cfg(feature = "alloc")]
-        if matches!(self.header.meta.kind, Kind::Snapshot) {
+        if matches!(kind, Kind::Snapshot) {
             return Some(Jump::Snapshot);
         }
         None
@@ -388,10 +388,32 @@ impl<T> Node<T> {
     where
         T: 'static,
     {
+        // SAFETY: a whole node, borrowed mutably for the call.
+        unsafe { Self::enter_at(NonNull::from(self), f) }
+    }
+
+    /// Runs `f` with the frame at `this` innermost.
+    ///
+    /// The frame is never borrowed as a whole `&Node<T>`: only its header
+    /// and its value are accessed, through `this`. So it can also be the
+    /// start of a larger `#[repr(C)]` struct whose next field is borrowed
+    /// mutably meanwhile ([`Framed`], whose future is polled inside).
+    ///
+    /// # Safety
+    /// `this` points to a live frame laid out as a `Node<T>` (a header,
+    /// then a `T` at the offset `Node<T>` puts it), with provenance over
+    /// those bytes, that the caller borrows mutably for the whole call
+    /// (LIFO): nothing else accesses them meanwhile, except reads through
+    /// the published pointer.
+    #[inline]
+    pub(crate) unsafe fn enter_at<R>(this: NonNull<Self>, f: impl FnOnce() -> R) -> R
+    where
+        T: 'static,
+    {
         if let Some(jump) = Self::jump_of_type() {
-            return self.enter_jump(jump, f);
+            // SAFETY: guaranteed by the caller.
+            return unsafe { Self::enter_jump(this, jump, f) };
         }
-        let this = NonNull::from(&mut *self);
         let prev = imp::enter(|prev| {
             // The link is written before the frame is published, so a read
             // (even from an interrupt on the same core) never sees a stale one.
@@ -410,11 +432,15 @@ impl<T> Node<T> {
     /// link, and reads inside it skip one frame. Nothing ever links to the
     /// jump frame itself, so it needs no teardown check either: a
     /// snapshot's nodes check on their own drop (`Captured`'s `Drop`).
+    ///
+    /// # Safety
+    /// As for [`enter_at`](Self::enter_at), and the frame is of kind `jump`.
     #[inline]
-    fn enter_jump<R>(&mut self, jump: Jump, f: impl FnOnce() -> R) -> R {
-        let this = NonNull::from(&mut *self);
-        let Some(target) = Self::fast_target(this, jump) else {
-            return Self::enter_jump_slow(this, jump, f);
+    unsafe fn enter_jump<R>(this: NonNull<Self>, jump: Jump, f: impl FnOnce() -> R) -> R {
+        // SAFETY: guaranteed by the caller.
+        let Some(target) = (unsafe { Self::fast_target(this, jump) }) else {
+            // SAFETY: guaranteed by the caller.
+            return unsafe { Self::enter_jump_slow(this, jump, f) };
         };
         let prev = imp::enter(|_| target);
         let _restore = Restore(prev);
@@ -424,74 +450,104 @@ impl<T> Node<T> {
     /// Where reads continue inside the jump frame at `this`, when finding it
     /// costs nothing: isolating frames, and snapshots of at most one inline
     /// store (without a span to enter).
+    ///
+    /// # Safety
+    /// As for [`enter_jump`](Self::enter_jump).
     #[inline(always)]
-    fn fast_target(this: NonNull<Self>, jump: Jump) -> Option<FramePtr> {
+    unsafe fn fast_target(this: NonNull<Self>, jump: Jump) -> Option<FramePtr> {
         match jump {
             Jump::Isolate => Some(FramePtr::NULL),
-            // SAFETY: (TYPE) a `Snapshot` jump frame heads a
-            // `Node<Snapshot>`, which the caller borrows mutably. (LINK) a
-            // single inline node has a null link.
             #[cfg(feature = "alloc")]
-            Jump::Snapshot => unsafe { this.cast::<Node<crate::Snapshot>>().as_ref() }
-                .value
-                .fast_top(),
+            Jump::Snapshot => {
+                // SAFETY: (TYPE) a `Snapshot` jump frame heads a
+                // `Node<Snapshot>`-shaped frame, which the caller borrows
+                // mutably. (LINK) a single inline node has a null link.
+                unsafe { Node::value_at(this.cast::<Node<crate::Snapshot>>()) }.fast_top()
+            }
         }
     }
 
     /// [`enter_jump`](Self::enter_jump) in every other case: out of line,
     /// so that the usual one keeps no registers for it.
+    ///
+    /// # Safety
+    /// As for [`enter_jump`](Self::enter_jump).
     #[inline(never)]
-    fn enter_jump_slow<R>(this: NonNull<Self>, jump: Jump, f: impl FnOnce() -> R) -> R {
-        let target = Self::jump_target(this, jump);
+    unsafe fn enter_jump_slow<R>(this: NonNull<Self>, jump: Jump, f: impl FnOnce() -> R) -> R {
+        // SAFETY: guaranteed by the caller.
+        let target = unsafe { Self::jump_target(this, jump) };
         let prev = imp::enter(|_| target);
         let _restore = Restore(prev);
+        // SAFETY: guaranteed by the caller.
         #[cfg(feature = "tracing")]
-        let _entered = Self::span(this, jump).map(tracing::Span::enter);
+        let _entered = unsafe { Self::span(this, jump) }.map(tracing::Span::enter);
         f()
     }
 
     /// Where reads continue inside the jump frame at `this`.
+    ///
+    /// # Safety
+    /// As for [`enter_jump`](Self::enter_jump).
     #[inline(always)]
-    fn jump_target(this: NonNull<Self>, jump: Jump) -> FramePtr {
+    unsafe fn jump_target(this: NonNull<Self>, jump: Jump) -> FramePtr {
         match jump {
             Jump::Isolate => FramePtr::NULL,
             // SAFETY: (TYPE) a `Snapshot` jump frame heads a
-            // `Node<Snapshot>`, which the caller borrows mutably. (LINK) the
-            // snapshot writes its nodes' links for where it is now, and they
-            // live as long as the node is borrowed.
+            // `Node<Snapshot>`-shaped frame, which the caller borrows
+            // mutably. (LINK) the snapshot writes its nodes' links for where
+            // it is now, and they live as long as the node is borrowed.
             #[cfg(feature = "alloc")]
-            Jump::Snapshot => unsafe { this.cast::<Node<crate::Snapshot>>().as_ref() }
-                .value
-                .top(),
+            Jump::Snapshot => unsafe { Node::value_at(this.cast::<Node<crate::Snapshot>>()) }.top(),
         }
     }
 
     /// The span a snapshot frame carries (with `tracing`), unless it is
     /// none. The node must stay borrowed by the caller while it is used.
+    ///
+    /// # Safety
+    /// As for [`enter_jump`](Self::enter_jump), and the span is used only
+    /// while the caller borrows the frame.
     #[cfg(feature = "tracing")]
     #[inline(always)]
-    fn span<'a>(this: NonNull<Self>, jump: Jump) -> Option<&'a tracing::Span> {
+    unsafe fn span<'a>(this: NonNull<Self>, jump: Jump) -> Option<&'a tracing::Span> {
         let Jump::Snapshot = jump else {
             return None;
         };
-        // SAFETY: (TYPE) a `Snapshot` jump frame heads a `Node<Snapshot>`;
-        // the caller borrows the node for as long as it uses the span.
-        let snapshot = unsafe { &this.cast::<Node<crate::Snapshot>>().as_ref().value };
+        // SAFETY: (TYPE) a `Snapshot` jump frame heads a
+        // `Node<Snapshot>`-shaped frame; guaranteed by the caller.
+        let snapshot = unsafe { Node::value_at(this.cast::<Node<crate::Snapshot>>()) };
         snapshot.span()
+    }
+
+    /// The value of the frame at `this`, without borrowing the frame as a
+    /// whole (see [`enter_at`](Self::enter_at)).
+    ///
+    /// # Safety
+    /// `this` points to a live `Node<T>`-shaped frame with provenance over
+    /// its value, which nothing writes to while the reference is used.
+    #[inline(always)]
+    pub(crate) unsafe fn value_at<'a>(this: NonNull<Self>) -> &'a T {
+        // SAFETY: guaranteed by the caller; `addr_of!` projects the field
+        // without making a reference to the whole node.
+        unsafe { &*core::ptr::addr_of!((*this.as_ptr()).value) }
     }
 
     /// Like [`enter`](Self::enter), for a frame about to be destroyed: if it
     /// is still reachable from the slot (only possible in the teardown of a
     /// thread that never unwinds, see (LIFO)), it is unpublished first,
     /// together with every frame above it, instead of being linked to itself.
+    ///
+    /// # Safety
+    /// As for [`enter_at`](Self::enter_at).
     #[inline]
-    pub(crate) fn enter_to_drop<R>(&mut self, f: impl FnOnce() -> R) -> R {
+    pub(crate) unsafe fn enter_to_drop_at<R>(this: NonNull<Self>, f: impl FnOnce() -> R) -> R {
         if const { may_jump::<T>() } {
-            if let Some(jump) = self.jump_kind() {
-                return self.enter_jump(jump, f);
+            // SAFETY: guaranteed by the caller.
+            if let Some(jump) = unsafe { Self::jump_kind(this) } {
+                // SAFETY: guaranteed by the caller; a frame of that kind.
+                return unsafe { Self::enter_jump(this, jump, f) };
             }
         }
-        let this = NonNull::from(&mut *self);
         let mut below = FramePtr::NULL;
         imp::enter(|prev| {
             below = if prev.reaches(this.cast()) {
@@ -512,8 +568,8 @@ impl<T> Node<T> {
     /// above `prev`.
     #[inline(always)]
     fn link(this: NonNull<Self>, prev: FramePtr) {
-        // SAFETY: `this` comes from the caller's `&mut self`, and nothing
-        // else refers to the node until it is published.
+        // SAFETY: `this` is a frame the caller borrows mutably (see
+        // `enter_at`), and nothing else refers to it until it is published.
         unsafe { (*this.as_ptr()).header.link = prev };
     }
 }
@@ -590,7 +646,7 @@ pub(crate) fn with<T: 'static, R>(f: impl FnOnce(Option<&T>) -> R) -> R {
                 // of the whole node. (LIFO) the node outlives this call, and
                 // nothing writes to its value meanwhile: its owner is blocked
                 // in `enter` further up this stack.
-                return f(Some(unsafe { &ptr.cast::<Node<T>>().as_ref().value }));
+                return f(Some(unsafe { Node::value_at(ptr.cast::<Node<T>>()) }));
             }
             // Hidden. (A jump frame's `TypeId` is private: never `T`.)
             break;
@@ -632,26 +688,38 @@ fn shadowed(from: FramePtr, until: NonNull<Header>, type_id: TypeId) -> bool {
     false
 }
 
-pin_project! {
-    /// A future or stream together with the frame it runs in.
-    ///
-    /// The inner value is in a `ManuallyDrop` so that it can be dropped while
-    /// the frame is entered.
-    pub(crate) struct Framed<F, T> {
-        #[pin]
-        inner: ManuallyDrop<F>,
-        node: Node<T>,
-    }
+/// A future or stream together with the frame it runs in: the frame's
+/// header and value, then the future, in that order (`#[repr(C)]`), so that
+/// the header and value are laid out exactly as a [`Node<T>`] and a future
+/// smaller than a word fits in the node's tail padding:
+/// `Scoped<Ready<u8>, u8>` is 24 bytes, not 32.
+///
+/// The frame is entered through a raw pointer to that prefix
+/// ([`Node::enter_at`]), never borrowed as a whole `Node<T>`, because the
+/// future next to it is borrowed mutably while it runs. The future is in a
+/// `ManuallyDrop` so that it can be dropped while the frame is entered.
+#[repr(C)]
+pub(crate) struct Framed<F, T> {
+    header: Header,
+    value: T,
+    inner: ManuallyDrop<F>,
+}
 
-    impl<F, T> PinnedDrop for Framed<F, T> {
-        fn drop(this: Pin<&mut Self>) {
-            let this = this.project();
-            let inner = this.inner;
-            this.node.enter_to_drop(|| {
+// Only `inner` is pinned (structurally); the frame is never pinned-projected.
+impl<F: Unpin, T> Unpin for Framed<F, T> {}
+
+impl<F, T> Drop for Framed<F, T> {
+    fn drop(&mut self) {
+        let this: *mut Self = self;
+        // SAFETY: `this` is the whole `Framed`, borrowed mutably by this
+        // destructor; its prefix is a `Node<T>`-shaped frame (checked in
+        // `new`), and `inner` is a different field.
+        unsafe {
+            Node::enter_to_drop_at(Self::node(this), || {
                 // SAFETY: `inner` is dropped exactly once, here, and is never
-                // touched again: this is the destructor. Dropping in place
-                // keeps the pinning promise.
-                unsafe { ManuallyDrop::drop(inner.get_unchecked_mut()) }
+                // touched again: this is the destructor. It is dropped in
+                // place, which keeps the pinning promise.
+                ManuallyDrop::drop(&mut *core::ptr::addr_of_mut!((*this).inner))
             });
         }
     }
@@ -659,10 +727,25 @@ pin_project! {
 
 impl<F, T> Framed<F, T> {
     pub(crate) fn new(inner: F, node: Node<T>) -> Self {
+        const {
+            assert!(
+                core::mem::offset_of!(Framed<F, T>, value) == core::mem::offset_of!(Node<T>, value)
+            )
+        };
+        let Node { header, value } = node;
         Framed {
+            header,
+            value,
             inner: ManuallyDrop::new(inner),
-            node,
         }
+    }
+
+    /// The frame at the start of the `Framed` at `this`.
+    fn node(this: *mut Self) -> NonNull<Node<T>> {
+        // SAFETY: a pointer to a struct is not null. The cast keeps the
+        // provenance of the whole `Framed`, and the prefix is laid out as a
+        // `Node<T>` (`#[repr(C)]`, same first fields, checked in `new`).
+        unsafe { NonNull::new_unchecked(this) }.cast()
     }
 
     /// Calls `f` on the pinned inner value with the frame entered.
@@ -671,9 +754,18 @@ impl<F, T> Framed<F, T> {
     where
         T: 'static,
     {
-        let this = self.project();
-        let inner = Self::pin_inner(this.inner);
-        this.node.enter(|| f(inner))
+        // SAFETY: nothing is moved out of the pinned `Framed`: the frame is
+        // entered in place, and `inner` is only handed out pinned.
+        let this: *mut Self = unsafe { self.get_unchecked_mut() };
+        // SAFETY: `inner` is structurally pinned: `Framed` is pinned, and
+        // `inner` is never moved while it is (only `into_parts`, which takes
+        // the unpinned `self`, moves it). The borrow covers `inner` only,
+        // not the frame before it.
+        let inner = unsafe { Pin::new_unchecked(&mut **core::ptr::addr_of_mut!((*this).inner)) };
+        // SAFETY: the prefix of the `Framed` is a `Node<T>`-shaped frame,
+        // borrowed mutably (through `self`) for the call; `inner`, the only
+        // other borrow, covers other bytes.
+        unsafe { Node::enter_at(Self::node(this), || f(inner)) }
     }
 
     pub(crate) fn inner(&self) -> &F {
@@ -685,30 +777,24 @@ impl<F, T> Framed<F, T> {
     }
 
     pub(crate) fn inner_pin_mut(self: Pin<&mut Self>) -> Pin<&mut F> {
-        Self::pin_inner(self.project().inner)
+        // SAFETY: `inner` is structurally pinned (see `enter`).
+        unsafe { self.map_unchecked_mut(|this| &mut *this.inner) }
     }
 
     pub(crate) fn value(&self) -> &T {
-        self.node.value()
+        &self.value
     }
 
     pub(crate) fn into_parts(self) -> (F, T) {
         let this = ManuallyDrop::new(self);
         // SAFETY: `this` is never used or dropped again, so each field is
         // read out exactly once and the destructor (which would drop `inner`
-        // a second time) does not run.
+        // a second time) does not run. The header needs no drop.
         unsafe {
             (
                 ManuallyDrop::into_inner(core::ptr::read(&this.inner)),
-                core::ptr::read(&this.node).into_value(),
+                core::ptr::read(&this.value),
             )
         }
-    }
-
-    fn pin_inner(inner: Pin<&mut ManuallyDrop<F>>) -> Pin<&mut F> {
-        // SAFETY: `ManuallyDrop<F>` is a transparent wrapper; `F` is never
-        // moved out of it while pinned (only `into_parts`, which takes the
-        // unpinned `self`, moves it), so the projection is structural.
-        unsafe { inner.map_unchecked_mut(|inner| &mut **inner) }
     }
 }

@@ -86,18 +86,45 @@ fn size_is_future_plus_value_plus_a_two_word_header() {
     assert_eq!(overhead::<Ready<u64>, u64>(), header);
     assert_eq!(overhead::<Ready<u64>, [u64; 512]>(), header);
     assert_eq!(overhead::<Ready<[u64; 8]>, String>(), header);
-    // Otherwise only alignment padding is added: the future, then the
-    // header and the value, each rounded up to the word alignment (the value
-    // sits at a fixed offset after its header, whatever the future).
+    // Otherwise only alignment padding is added, once, at the end: the
+    // header, the value, then the future, which fills the padding after a
+    // small value.
     let round = |n: usize| n.div_ceil(size_of::<usize>()) * size_of::<usize>();
     assert_eq!(
         size_of::<Scoped<Ready<()>, [u8; 4096]>>(),
-        round(1) + round(header + 4096)
+        round(header + 4096 + 1)
     );
-    assert_eq!(
-        size_of::<Scoped<Ready<u8>, u8>>(),
-        round(2) + round(header + 1)
-    );
+    assert_eq!(size_of::<Scoped<Ready<u8>, u8>>(), round(header + 1 + 2));
+    if cfg!(target_pointer_width = "64") {
+        assert_eq!(size_of::<Scoped<Ready<u8>, u8>>(), 24);
+    }
+    // The issue-12 bound, `F + T + header` rounded up to the alignment,
+    // across sub-word, word and over-aligned parts.
+    fn within_bound<F, T>() {
+        let align = std::mem::align_of::<Scoped<F, T>>();
+        let bound =
+            (size_of::<F>() + size_of::<T>() + 2 * size_of::<usize>()).div_ceil(align) * align;
+        assert!(
+            size_of::<Scoped<F, T>>() <= bound,
+            "Scoped<{}, {}>: {} > {bound}",
+            std::any::type_name::<F>(),
+            std::any::type_name::<T>(),
+            size_of::<Scoped<F, T>>()
+        );
+    }
+    #[repr(align(16))]
+    struct Align16(#[allow(dead_code)] [u8; 16]);
+    within_bound::<Ready<u8>, u8>();
+    within_bound::<Ready<u16>, [u8; 3]>();
+    within_bound::<Ready<u8>, u64>();
+    within_bound::<Ready<u64>, u8>();
+    within_bound::<Ready<u64>, [u8; 4096]>();
+    within_bound::<Ready<Align16>, u8>();
+    within_bound::<Ready<u8>, Align16>();
+    within_bound::<Ready<()>, Hidden<u8>>();
+    within_bound::<Ready<u8>, Isolated>();
+    #[cfg(feature = "alloc")]
+    within_bound::<Ready<u8>, Snapshot>();
     // A hiding frame and an isolating frame carry no value.
     assert_eq!(
         size_of::<Scoped<Ready<u64>, Hidden<[u8; 4096]>>>(),

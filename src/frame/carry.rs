@@ -67,7 +67,7 @@ impl Carry {
 /// `dst` is valid for writes of a `Node<T>` and aligned for it.
 unsafe fn clone_node<T: Clone + Send + 'static>(src: NonNull<Header>, dst: NonNull<Header>) {
     // SAFETY: (TYPE) guaranteed by the caller.
-    let value = unsafe { &src.cast::<Node<T>>().as_ref().value }.clone();
+    let value = unsafe { Node::value_at(src.cast::<Node<T>>()) }.clone();
     // SAFETY: guaranteed by the caller.
     unsafe { dst.cast::<Node<T>>().as_ptr().write(Node::store(value)) };
 }
@@ -355,7 +355,13 @@ impl<const W: usize> Captured<W> {
     /// is `self.base()`, and the node fits in the buffer at `offset`, a
     /// multiple of `self.align()`.
     #[inline(always)]
-    unsafe fn push(&mut self, base: NonNull<u8>, offset: usize, src: NonNull<Header>, carry: Carry) {
+    unsafe fn push(
+        &mut self,
+        base: NonNull<u8>,
+        offset: usize,
+        src: NonNull<Header>,
+        carry: Carry,
+    ) {
         // SAFETY: guaranteed by the caller: in bounds.
         let dst = unsafe { base.as_ptr().add(offset) };
         // SAFETY: `dst` is in the buffer, aligned (`offset` and the base are
