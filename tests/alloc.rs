@@ -439,20 +439,36 @@ fn an_adapter_spawn_allocates_no_more_than_a_plain_spawn() {
         .unwrap();
 
     let (plain, bare) = count(|| tokio::spawn(job()));
-    let (carried, adapter) = scope(RequestId(1), || {
-        scope(S1(1), || {
-            scope(S2(2), || {
-                count(|| async_local_storage::adapters::tokio::spawn(job()))
-            })
-        })
-    });
-    println!("spawn: plain {bare:?}, adapter with 3 stores {adapter:?}");
-    assert_eq!(
-        adapter.allocs, bare.allocs,
-        "adapter {adapter:?} vs plain {bare:?}"
-    );
     assert_eq!(rt.block_on(plain).unwrap(), None);
-    assert_eq!(rt.block_on(carried).unwrap(), Some(RequestId(1)));
+    let adapter_spawn = || count(|| async_local_storage::adapters::tokio::spawn(job()));
+    // One word-sized store (the small snapshot), three stores, and an id +
+    // `Arc` logger + `Arc<str>` tenant (the full one; a `String` tenant
+    // would add the `String::clone`'s own allocation).
+    let cases = [
+        ("1 store", scope(RequestId(1), adapter_spawn)),
+        (
+            "3 stores",
+            scope(RequestId(1), || {
+                scope(S1(1), || scope(S2(2), adapter_spawn))
+            }),
+        ),
+        (
+            "id + Arc logger + Arc<str> tenant",
+            scope(RequestId(1), || {
+                scope(std::sync::Arc::new(String::from("logger")), || {
+                    scope(std::sync::Arc::<str>::from("tenant"), adapter_spawn)
+                })
+            }),
+        ),
+    ];
+    for (what, (carried, adapter)) in cases {
+        println!("spawn: plain {bare:?}, adapter with {what} {adapter:?}");
+        assert_eq!(
+            adapter.allocs, bare.allocs,
+            "{what}: adapter {adapter:?} vs plain {bare:?}"
+        );
+        assert_eq!(rt.block_on(carried).unwrap(), Some(RequestId(1)), "{what}");
+    }
 }
 
 #[test]

@@ -347,23 +347,18 @@ impl<const W: usize> Captured<W> {
         f()
     }
 
-    /// Writes a clone of the store at `src` at `offset` in the buffer at
-    /// `base` (this one's: `self.base()`).
+    /// Writes a clone of the store at `src` at `offset`.
     ///
     /// # Safety
-    /// `src` heads a live carried store with that carry (TYPE, LIFO), `base`
-    /// is `self.base()`, and the node fits in the buffer at `offset`, a
-    /// multiple of `self.align()`.
+    /// `src` heads a live carried store with that carry (TYPE, LIFO), and
+    /// the node fits in the buffer at `offset`, a multiple of
+    /// `self.align()`.
     #[inline(always)]
-    unsafe fn push(
-        &mut self,
-        base: NonNull<u8>,
-        offset: usize,
-        src: NonNull<Header>,
-        carry: Carry,
-    ) {
-        // SAFETY: guaranteed by the caller: in bounds.
-        let dst = unsafe { base.as_ptr().add(offset) };
+    unsafe fn push(&mut self, offset: usize, src: NonNull<Header>, carry: Carry) {
+        // SAFETY: guaranteed by the caller: in bounds. (The address derives
+        // from `self` here: a pointer made before this `&mut self` would no
+        // longer be usable under it.)
+        let dst = unsafe { self.base().as_ptr().add(offset) };
         // SAFETY: `dst` is in the buffer, aligned (`offset` and the base are
         // multiples of `align` >= `carry.align`), with room for the node.
         unsafe { (carry.clone_into)(src, NonNull::new_unchecked(dst).cast()) };
@@ -469,7 +464,7 @@ impl<const W: usize> Captured<W> {
             // carry. It fits: inline, by the check above (inline nodes are
             // multiples of `INLINE_ALIGN`, so `offset` is one); on the heap,
             // `spill` sized the buffer for every store of this walk.
-            unsafe { self.push(self.base(), offset, src, carry) };
+            unsafe { self.push(offset, src, carry) };
             if carry.drop.is_some() {
                 self.bits |= NEEDS_DROP;
             }
@@ -540,7 +535,6 @@ impl<const W: usize> Captured<W> {
             return;
         }
         copy.reserve_like(self);
-        let base = copy.base();
         let mut nodes = self.nodes();
         loop {
             let offset = nodes.offset;
@@ -550,7 +544,7 @@ impl<const W: usize> Captured<W> {
             // SAFETY: `src` is a written node of `self`, at `offset`, a
             // carried store (TYPE); `copy` has the same layout, so the node
             // fits at the same offset.
-            unsafe { copy.push(base, offset, src, carry) };
+            unsafe { copy.push(offset, src, carry) };
         }
         copy.filled();
     }
