@@ -14,6 +14,14 @@
 //!   too: `spawn(KEY.scope(KEY.get(), fut))` for one key and for four.
 //!
 //! Run: `cargo bench --all-features --bench spawn`.
+//!
+//! `ALS_SPAWN_INTERLEAVED=<rounds> cargo bench --all-features --bench spawn`
+//! runs the `spawn_*` variants in turn instead, `rounds` times per runtime,
+//! and prints each variant's median round against `bare`. Criterion measures
+//! one variant after another, so on a shared machine a load that comes and
+//! goes lands on some variants and not others; interleaved rounds expose
+//! every variant to the same load. (Wall time: the multi-threaded runtimes
+//! spawn and poll on other threads.)
 
 use std::future::Future;
 use std::hint::black_box;
@@ -235,8 +243,215 @@ fn spawn(c: &mut Criterion) {
 }
 
 fn main() {
+    if let Some(rounds) = std::env::var("ALS_SPAWN_INTERLEAVED")
+        .ok()
+        .and_then(|n| n.parse().ok())
+    {
+        return interleaved(rounds);
+    }
     common::main(&GROUPS, |c| {
         capture(c);
         spawn(c);
     });
+}
+
+/// One runtime's variants for [`interleaved`]: a name and one iteration
+/// (`TASKS` spawns), as in the criterion groups.
+type Variants<'a> = Vec<(&'static str, Box<dyn Fn() + 'a>)>;
+
+/// `ALS_SPAWN_INTERLEAVED=<rounds>`: see the module docs.
+fn interleaved(rounds: usize) {
+    let ct = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let ex = smol::Executor::new();
+    let tokio_variants = |rt: &'static tokio::runtime::Runtime| -> Variants<'static> {
+        let block_on = move |f: std::pin::Pin<Box<dyn Future<Output = ()> + Send>>| {
+            rt.block_on(async { tokio::spawn(f).await.unwrap() })
+        };
+        vec![
+            (
+                "bare",
+                Box::new(move || {
+                    spawn_many!(|f| block_on(Box::pin(f)), tokio::spawn, Result::unwrap)
+                }),
+            ),
+            (
+                "adapter, 1 store",
+                Box::new(move || {
+                    spawn_many!(
+                        one_store,
+                        |f| block_on(Box::pin(f)),
+                        async_local_storage::adapters::tokio::spawn,
+                        Result::unwrap
+                    )
+                }),
+            ),
+            (
+                "adapter, 4 stores",
+                Box::new(move || {
+                    spawn_many!(
+                        four_stores,
+                        |f| block_on(Box::pin(f)),
+                        async_local_storage::adapters::tokio::spawn,
+                        Result::unwrap
+                    )
+                }),
+            ),
+            (
+                "task_local!, 1 key",
+                Box::new(move || {
+                    block_on(Box::pin(TL_ID.scope(black_box(A(7)), async {
+                        let handles: Vec<_> = (0..TASKS)
+                            .map(|_| tokio::spawn(TL_ID.scope(TL_ID.get(), async {})))
+                            .collect();
+                        for handle in handles {
+                            handle.await.unwrap();
+                        }
+                    })))
+                }),
+            ),
+        ]
+    };
+    let ct: &'static _ = Box::leak(Box::new(ct));
+    let mt: &'static _ = Box::leak(Box::new(mt));
+    let ex: &'static smol::Executor<'static> = Box::leak(Box::new(ex));
+    let groups: Vec<(&str, Variants<'static>)> = vec![
+        (GROUPS[1], tokio_variants(ct)),
+        (GROUPS[2], tokio_variants(mt)),
+        (
+            GROUPS[3],
+            vec![
+                (
+                    "bare",
+                    Box::new(|| {
+                        spawn_many!(
+                            |f| async_std::task::block_on(async_std::task::spawn(f)),
+                            async_std::task::spawn,
+                            done
+                        )
+                    }),
+                ),
+                (
+                    "adapter, 1 store",
+                    Box::new(|| {
+                        spawn_many!(
+                            one_store,
+                            |f| async_std::task::block_on(async_std::task::spawn(f)),
+                            async_local_storage::adapters::async_std::spawn,
+                            done
+                        )
+                    }),
+                ),
+                (
+                    "adapter, 4 stores",
+                    Box::new(|| {
+                        spawn_many!(
+                            four_stores,
+                            |f| async_std::task::block_on(async_std::task::spawn(f)),
+                            async_local_storage::adapters::async_std::spawn,
+                            done
+                        )
+                    }),
+                ),
+            ],
+        ),
+        (
+            GROUPS[4],
+            vec![
+                (
+                    "bare",
+                    Box::new(|| spawn_many!(|f| smol::block_on(smol::spawn(f)), smol::spawn, done)),
+                ),
+                (
+                    "adapter, 1 store",
+                    Box::new(|| {
+                        spawn_many!(
+                            one_store,
+                            |f| smol::block_on(smol::spawn(f)),
+                            async_local_storage::adapters::smol::spawn,
+                            done
+                        )
+                    }),
+                ),
+                (
+                    "adapter, 4 stores",
+                    Box::new(|| {
+                        spawn_many!(
+                            four_stores,
+                            |f| smol::block_on(smol::spawn(f)),
+                            async_local_storage::adapters::smol::spawn,
+                            done
+                        )
+                    }),
+                ),
+            ],
+        ),
+        (
+            GROUPS[5],
+            vec![
+                (
+                    "bare",
+                    Box::new(|| spawn_many!(|f| smol::block_on(ex.run(f)), |t| ex.spawn(t), done)),
+                ),
+                (
+                    "adapter, 1 store",
+                    Box::new(|| {
+                        spawn_many!(
+                            one_store,
+                            |f| smol::block_on(ex.run(f)),
+                            |t| ex.spawn_with_stores(t),
+                            done
+                        )
+                    }),
+                ),
+                (
+                    "adapter, 4 stores",
+                    Box::new(|| {
+                        spawn_many!(
+                            four_stores,
+                            |f| smol::block_on(ex.run(f)),
+                            |t| ex.spawn_with_stores(t),
+                            done
+                        )
+                    }),
+                ),
+            ],
+        ),
+    ];
+    println!(
+        "\n{:<28} {:<20} {:>10} {:>9}   ({rounds} interleaved rounds of {TASKS} spawns; median)",
+        "group", "variant", "ns/task", "x bare"
+    );
+    for (group, variants) in &groups {
+        for (_, run) in variants {
+            run(); // warm up
+        }
+        let mut times: Vec<Vec<f64>> = vec![Vec::new(); variants.len()];
+        for _ in 0..rounds {
+            for (i, (_, run)) in variants.iter().enumerate() {
+                let start = std::time::Instant::now();
+                run();
+                times[i].push(start.elapsed().as_nanos() as f64 / TASKS as f64);
+            }
+        }
+        let medians: Vec<f64> = times
+            .iter_mut()
+            .map(|t| {
+                t.sort_by(f64::total_cmp);
+                t[t.len() / 2]
+            })
+            .collect();
+        for ((name, _), median) in variants.iter().zip(&medians) {
+            println!(
+                "{group:<28} {name:<20} {median:>10.1} {:>9.3}",
+                median / medians[0]
+            );
+        }
+    }
 }

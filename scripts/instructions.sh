@@ -82,7 +82,7 @@ fi
 # ---- run: one JSON summary per benchmark on stdout ----
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
-cargo bench --all-features --bench instructions -- --output-format=json --nosummary >"$out"
+cargo bench --profile instructions --all-features --bench instructions -- --output-format=json --nosummary >"$out"
 
 # ---- compare ----
 RUSTC_VERSION=$(rustc --version) python3 - "$out" "$BASELINE" "$THRESHOLD_PCT" "$update" <<'EOF'

@@ -99,6 +99,12 @@ pin_project! {
 
     impl<F, S: Stores> PinnedDrop for Carried<F, S> {
         fn drop(this: Pin<&mut Self>) {
+            if !core::mem::needs_drop::<F>() {
+                // Dropping `F` runs no code, so nothing can read the stores.
+                // (The stores' own drop unpublishes them if they are still
+                // published, as at `process::exit`: see `Captured`.)
+                return;
+            }
             let this = this.project();
             let inner = this.inner;
             this.stores.run(|| {

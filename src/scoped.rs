@@ -23,8 +23,11 @@ pin_project! {
     /// the value is never moved or copied, whatever its size, and nothing is
     /// allocated. `size_of::<Scoped<F, T>>()` is the size of `F` plus `T`
     /// plus a two-word header (a link and a pointer to per-type static data:
-    /// 16 bytes on 64-bit targets); `F`, and the header with `T`, are each
-    /// rounded up to their alignment.
+    /// 16 bytes on 64-bit targets), rounded up to the alignment: the header,
+    /// the value and then the future are laid out in that order, so a small
+    /// future fills the padding after a small value (`Scoped<Ready<u8>, u8>`
+    /// is 24 bytes). Only a value aligned to more than 16 bytes adds
+    /// padding after the header.
     ///
     /// `Scoped<F, T>` is `Send` exactly when `F` and `T` are, `Sync` when
     /// both are, and `Unpin` when `F` is.

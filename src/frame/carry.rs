@@ -205,6 +205,7 @@ impl<const W: usize> Captured<W> {
 
     /// Makes [`fast_top`](Self::fast_top) return `None`, for an owner that
     /// has more to do on entry (a snapshot that carries a span).
+    #[cfg(feature = "tracing")]
     pub(crate) fn publish_slowly(&mut self) {
         self.publish = Publish::Slow;
     }
