@@ -81,8 +81,8 @@ unsafe fn drop_node<T>(node: NonNull<Header>) {
 
 /// The carry of a snapshot node's header.
 #[inline(always)]
-fn carry_of(header: &Header) -> Carry {
-    match header.meta.kind {
+fn carry_of(header: &Header) -> &'static Carry {
+    match &header.meta.kind {
         Kind::Store { carry: Some(carry) } => carry,
         // Only `Carry::clone_into` writes snapshot nodes, always as stores.
         _ => unreachable!("a snapshot node is always a carried store"),
@@ -153,7 +153,7 @@ struct Nodes {
 }
 
 impl Iterator for Nodes {
-    type Item = (NonNull<Header>, Carry);
+    type Item = (NonNull<Header>, &'static Carry);
 
     #[inline]
     fn next(&mut self) -> Option<Self::Item> {
@@ -355,7 +355,7 @@ impl<const W: usize> Captured<W> {
     /// the node fits in the buffer at `offset`, a multiple of
     /// `self.align()`.
     #[inline(always)]
-    unsafe fn push(&mut self, offset: usize, src: NonNull<Header>, carry: Carry) {
+    unsafe fn push(&mut self, offset: usize, src: NonNull<Header>, carry: &Carry) {
         // SAFETY: guaranteed by the caller: in bounds. (The address derives
         // from `self` here: a pointer made before this `&mut self` would no
         // longer be usable under it.)
@@ -394,7 +394,7 @@ pub(crate) fn fits_inline(words: usize) -> bool {
     let mut size = 0;
     while let Some((src, header)) = next.get() {
         next = header.link;
-        let Kind::Store { carry: Some(carry) } = header.meta.kind else {
+        let Kind::Store { carry: Some(carry) } = &header.meta.kind else {
             continue;
         };
         if shadowed(top, src, header.meta.type_id) {
@@ -422,11 +422,11 @@ fn allocate(size: usize, align: usize) -> NonNull<u8> {
 /// carries: stores installed with `with_store`/`scope`, innermost first,
 /// each type once, and none whose type a nearer hidden or local frame
 /// shadows.
-fn each_carried(top: FramePtr, mut each: impl FnMut(NonNull<Header>, Carry)) {
+fn each_carried(top: FramePtr, mut each: impl FnMut(NonNull<Header>, &'static Carry)) {
     let mut next = top;
     while let Some((ptr, header)) = next.get() {
         next = header.link;
-        if let Kind::Store { carry: Some(carry) } = header.meta.kind {
+        if let Kind::Store { carry: Some(carry) } = &header.meta.kind {
             if !shadowed(top, ptr, header.meta.type_id) {
                 each(ptr, carry);
             }
@@ -450,7 +450,7 @@ impl<const W: usize> Captured<W> {
         let mut next = top;
         while let Some((src, header)) = next.get() {
             next = header.link;
-            let Kind::Store { carry: Some(carry) } = header.meta.kind else {
+            let Kind::Store { carry: Some(carry) } = &header.meta.kind else {
                 continue;
             };
             if shadowed(top, src, header.meta.type_id) {
