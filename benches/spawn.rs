@@ -303,6 +303,18 @@ fn interleaved(rounds: usize) {
                     )
                 }),
             ),
+            // No capture at all, a fixed store: what 24 bytes more per task
+            // cost on this runtime (the floor for any wrapper).
+            (
+                "tokio::spawn(fut.with_store(A(7)))",
+                Box::new(move || {
+                    spawn_many!(
+                        |f| block_on(Box::pin(f)),
+                        |t| tokio::spawn(WithStore::with_store(t, A(7))),
+                        Result::unwrap
+                    )
+                }),
+            ),
             (
                 "task_local!, 1 key",
                 Box::new(move || {
@@ -425,7 +437,7 @@ fn interleaved(rounds: usize) {
         ),
     ];
     println!(
-        "\n{:<28} {:<20} {:>10} {:>9}   ({rounds} interleaved rounds of {TASKS} spawns; median)",
+        "\n{:<28} {:<36} {:>10} {:>9}   ({rounds} interleaved rounds of {TASKS} spawns; median)",
         "group", "variant", "ns/task", "x bare"
     );
     for (group, variants) in &groups {
@@ -449,7 +461,7 @@ fn interleaved(rounds: usize) {
             .collect();
         for ((name, _), median) in variants.iter().zip(&medians) {
             println!(
-                "{group:<28} {name:<20} {median:>10.1} {:>9.3}",
+                "{group:<28} {name:<36} {median:>10.1} {:>9.3}",
                 median / medians[0]
             );
         }
