@@ -13,7 +13,8 @@
 //!
 //! * `poll_*`: one poll of the leaf future (the second: the first is a
 //!   warm-up, so every figure is the steady state) through
-//!   `Pin<&mut dyn Future>`, bare and wrapped;
+//!   `Pin<&mut dyn Future>`, bare and wrapped (`with_snapshot` of 1 store,
+//!   and of 4, whose links are rewritten at every poll);
 //! * `read_*`: one `get::<A>()` with the store 1 or 4 frames deep, and a miss;
 //! * `snapshot_*`: `Snapshot::capture` with 1 and 4 stores visible,
 //!   `Snapshot::clone` of a 1-store snapshot;
@@ -119,6 +120,12 @@ fn poll_with_snapshot_1() -> Poll<()> {
     count_one_poll(pin!(Leaf::new().with_snapshot(snapshot)))
 }
 
+#[library_benchmark]
+fn poll_with_snapshot_4() -> Poll<()> {
+    let snapshot = scopes4(Snapshot::capture);
+    count_one_poll(pin!(Leaf::new().with_snapshot(snapshot)))
+}
+
 // ---- per read ----
 
 #[library_benchmark]
@@ -216,7 +223,8 @@ library_benchmark_group!(
         poll_with_store_u64,
         poll_with_store_4k,
         poll_with_store_x4_nested,
-        poll_with_snapshot_1
+        poll_with_snapshot_1,
+        poll_with_snapshot_4
     ]
 );
 

@@ -322,6 +322,9 @@ impl<const W: usize> Captured<W> {
     /// Writes each node's link to the next one, for the buffer where it is
     /// now, and returns the first.
     fn relink(&self) -> FramePtr {
+        if self.bits & HEAP == 0 {
+            return self.relink_inline();
+        }
         let mut nodes = self.nodes();
         let first = nodes.next().map(|(node, _)| node);
         let mut prev = first;
@@ -338,6 +341,29 @@ impl<const W: usize> Captured<W> {
         }
         // (The last node's link is null, as written.)
         FramePtr(first)
+    }
+
+    /// [`relink`](Self::relink) for inline nodes, which follow each other
+    /// without padding (their sizes are multiples of the inline alignment):
+    /// one load of the node's size and one store per node.
+    #[inline]
+    fn relink_inline(&self) -> FramePtr {
+        let first = self.inline_base().cast::<Header>();
+        let mut node = first;
+        for _ in 1..self.len {
+            // SAFETY: `node` is one of the `len` written inline nodes, all
+            // but the last followed by the next one; reading its header
+            // (through the `UnsafeCell`) gives the size that leads there.
+            let next = unsafe {
+                let size = carry_of(node.as_ref()).size;
+                NonNull::new_unchecked(node.as_ptr().cast::<u8>().add(size)).cast::<Header>()
+            };
+            // SAFETY: (LINK) as in `relink`: a node of this buffer, behind
+            // the `UnsafeCell`, with no reference to its header alive.
+            unsafe { (*node.as_ptr()).link = FramePtr(Some(next)) };
+            node = next;
+        }
+        FramePtr(Some(first))
     }
 
     /// Runs `f` with exactly these stores visible.
