@@ -111,7 +111,9 @@ pub(crate) struct Captured<const W: usize = SNAPSHOT_WORDS> {
     /// of the heap buffer that holds them (`size` bytes, aligned to
     /// `1 << (bits & ALIGN_LOG2)`) in its first word.
     inline: Inline<W>,
-    /// Bytes reserved for the nodes.
+    /// Bytes reserved for the nodes; with [`Publish::Few`], the offsets of
+    /// the second to the last inline node instead, one byte each (the
+    /// inline layout needs no size).
     size: u32,
     /// Nodes written (all of them, except while a capture or clone runs).
     len: u16,
@@ -133,6 +135,9 @@ enum Publish {
     /// One inline node: the start of the inline buffer. (Its link is null,
     /// so nothing needs writing.)
     Inline,
+    /// Two to five inline nodes, whose offsets `size` holds: the start of
+    /// the inline buffer, once the links are rewritten from those offsets.
+    Few,
     /// Anything else (several inline nodes to relink, a heap buffer, or
     /// something the owner does on entry): [`Captured::top_slow`].
     Slow,
@@ -193,6 +198,8 @@ impl<const W: usize> Captured<W> {
         self.publish = match (self.heap(), self.len) {
             (None, 0) => Publish::Null,
             (None, 1) => Publish::Inline,
+            // (`capture_into` and `clone_into` left the offsets in `size`.)
+            (None, 2..=5) => Publish::Few,
             _ => {
                 // A heap buffer never moves: its links are written once.
                 if self.heap().is_some() {
@@ -285,7 +292,9 @@ impl<const W: usize> Captured<W> {
     }
 
     /// [`top`](Self::top) when it costs nothing: no node, or one inline
-    /// node, and an owner with nothing else to do on entry.
+    /// node, and an owner with nothing else to do on entry. (Two to five
+    /// inline nodes take [`top_slow`](Self::top_slow), out of line, to keep
+    /// this to one compare.)
     #[inline(always)]
     pub(crate) fn fast_top(&self) -> Option<FramePtr> {
         // The usual case first, so that it takes one compare.
@@ -293,6 +302,29 @@ impl<const W: usize> Captured<W> {
             return Some(FramePtr(Some(self.inline_base().cast())));
         }
         (self.publish == Publish::Null).then_some(FramePtr::NULL)
+    }
+
+    /// Rewrites the links of two to five inline nodes from the offsets
+    /// kept in `size`, and returns the first node.
+    #[inline(always)]
+    fn link_few(&self) -> FramePtr {
+        let base = self.inline_base();
+        let mut node = base.cast::<Header>();
+        for &offset in self
+            .size
+            .to_le_bytes()
+            .iter()
+            .take(usize::from(self.len) - 1)
+        {
+            // SAFETY: `offset` is the start of a written inline node (set
+            // by `filled` for this buffer's `len` nodes), inside the buffer.
+            let next = unsafe { NonNull::new_unchecked(base.as_ptr().add(usize::from(offset))) };
+            // SAFETY: (LINK) as in `relink`: a node of this buffer, behind
+            // the `UnsafeCell`, with no reference to its header alive.
+            unsafe { (*node.as_ptr()).link = FramePtr(Some(next.cast())) };
+            node = next.cast();
+        }
+        FramePtr(Some(base.cast()))
     }
 
     /// [`top`](Self::top) in every case. Inline nodes are relinked at every
@@ -304,6 +336,9 @@ impl<const W: usize> Captured<W> {
     /// was filled.
     #[inline(never)]
     pub(crate) fn top_slow(&self) -> FramePtr {
+        if self.publish == Publish::Few {
+            return self.link_few();
+        }
         if let Some(heap) = self.heap() {
             // (A heap buffer holds at least one node once filled.)
             return FramePtr(Some(heap.cast()).filter(|_| self.len != 0));
@@ -471,8 +506,13 @@ impl<const W: usize> Captured<W> {
     #[inline]
     pub(crate) fn capture_into(&mut self) {
         debug_assert_eq!(self.len, 0);
+        const { assert!(W * 8 < 256, "inline offsets are kept in bytes") };
         let top = imp::get();
         let mut offset = 0;
+        // The offsets of the last four nodes, one byte each, the latest in
+        // the top byte: the second to the fifth inline node's (see `Few`)
+        // once shifted into place after the walk.
+        let mut offsets = 0u32;
         let mut next = top;
         while let Some((src, header)) = next.get() {
             next = header.link;
@@ -487,6 +527,8 @@ impl<const W: usize> Captured<W> {
             {
                 offset = self.spill(top);
             }
+            // (Inline offsets are below 256; heap ones are not used.)
+            offsets = (offsets >> 8) | ((offset as u32) << 24);
             // SAFETY: (TYPE, LIFO) `src` is a live carried store with this
             // carry. It fits: inline, by the check above (inline nodes are
             // multiples of `INLINE_ALIGN`, so `offset` is one); on the heap,
@@ -503,8 +545,9 @@ impl<const W: usize> Captured<W> {
                 align_up(offset + carry.size, self.align())
             };
         }
-        if self.bits & HEAP == 0 {
-            self.size = offset as u32;
+        if self.bits & HEAP == 0 && (2..=5).contains(&self.len) {
+            // The first node's offset (0) and any before it shift out.
+            self.size = offsets >> (8 * (5 - u32::from(self.len)));
         }
         self.filled();
     }
@@ -726,7 +769,8 @@ mod tests {
         });
         assert_eq!(four.len(), 4);
         assert!(four.heap().is_none());
-        assert_eq!(four.size as usize, INLINE_BYTES);
+        assert!(four.publish == Publish::Few);
+        assert_eq!(four.size.to_le_bytes(), [24, 48, 72, 0]);
         assert_eq!(four.run(crate::get::<Aligned8>), Some(Aligned8(3)));
         assert_eq!(reads(&four), (Some(1), Some(2), None, Some(4)));
     }
