@@ -26,9 +26,6 @@ use super::{imp, shadowed, FramePtr, Header, Kind, Node, Restore};
 /// four `u64`s.
 pub(crate) const SNAPSHOT_WORDS: usize = 12;
 
-/// Bytes a `Snapshot` holds inline.
-#[cfg(test)]
-const INLINE_BYTES: usize = SNAPSHOT_WORDS * 8;
 
 /// The inline buffer's alignment; nodes aligned more strictly go to the heap.
 const INLINE_ALIGN: usize = 8;
