@@ -138,6 +138,14 @@ fn size_is_future_plus_value_plus_a_two_word_header() {
     // the same header.
     #[cfg(feature = "alloc")]
     assert_eq!(overhead::<Ready<u64>, Snapshot>(), header);
+    // The snapshot itself: 96 bytes of stores inline and one word of counts
+    // (with `tracing`, also the span).
+    #[cfg(all(
+        feature = "alloc",
+        not(feature = "tracing"),
+        target_pointer_width = "64"
+    ))]
+    assert_eq!(size_of::<Snapshot>(), 104);
 }
 
 /// An `Unpin` future that is Pending twice and records what each poll sees.

@@ -26,7 +26,6 @@ use super::{imp, shadowed, FramePtr, Header, Kind, Node, Restore};
 /// four `u64`s.
 pub(crate) const SNAPSHOT_WORDS: usize = 12;
 
-
 /// The inline buffer's alignment; nodes aligned more strictly go to the heap.
 const INLINE_ALIGN: usize = 8;
 
