@@ -7,7 +7,8 @@
 //! such future about 110 bytes larger, and runtimes copy a task's future
 //! several times while spawning, completing and joining it. Most tasks carry
 //! one small store (a request id, an `Arc` handle): [`spawn_carried!`] checks
-//! what would be carried and picks [`Small`] (one word-sized store, 32 bytes)
+//! what would be carried and picks [`Small`] (one word-sized store, 32 bytes
+//! without the `tracing` feature's span)
 //! when it fits, [`Snapshot`] otherwise. Both are captured in place, allocate
 //! nothing for small stores, and behave exactly alike: see
 //! [`WithStore::with_snapshot`](crate::WithStore::with_snapshot) for what the

@@ -48,7 +48,8 @@ use crate::frame::{FramePtr, Node};
 /// otherwise it makes exactly one allocation for all of them. `clone` does
 /// the same. Restoring allocates nothing and costs what entering one scope
 /// costs (plus rewriting one link per store when there are several inline).
-/// A `Snapshot` is 104 bytes on 64-bit targets, and it travels inside the
+/// A `Snapshot` is 104 bytes on 64-bit targets (plus a `tracing::Span`
+/// with the `tracing` feature), and it travels inside the
 /// task it is restored in; the adapters carry one word-sized store in a
 /// smaller one (32 bytes). Requires the `alloc` feature (on with `std`).
 ///
