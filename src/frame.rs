@@ -38,7 +38,7 @@
 //! thread-local can then be destroyed while still reachable. Every frame
 //! owner therefore checks, when it is dropped, whether its frame is reachable
 //! from the slot, and if so unpublishes it and everything above it
-//! ([`Node::enter_to_drop`], [`carry::Captured`]'s `Drop`) before its memory
+//! ([`Node::enter_to_drop_at`], [`carry::Captured`]'s `Drop`) before its memory
 //! goes away. The stack frames above it never resume (the thread is exiting),
 //! so nothing restores them.
 //!
