@@ -20,39 +20,20 @@
 //! so a seed fails the same items on every run: which thread runs what, and
 //! the order of the lines, change from run to run; the outcome does not.
 
+mod batch_scenario;
+
 use std::collections::HashSet;
 use std::fmt;
-use std::sync::{Mutex, OnceLock};
+use std::sync::Mutex;
 use std::thread::ThreadId;
 
 use async_local_storage::adapters::rayon::{self as als, ParallelIteratorExt, ThreadPoolExt};
 use async_local_storage::{get, scope};
+use batch_scenario::{
+    dice, expected_failure, fails, parse_seed, splitmix64, Stage, DEFAULT_SEED, ITEMS, SEED,
+};
 use rayon::prelude::*;
 
-const ITEMS: [&str; 20] = [
-    "apple",
-    "banana",
-    "cherry",
-    "date",
-    "elderberry",
-    "fig",
-    "grape",
-    "honeydew",
-    "kiwi",
-    "lemon",
-    "mango",
-    "nectarine",
-    "orange",
-    "papaya",
-    "quince",
-    "raspberry",
-    "strawberry",
-    "tangerine",
-    "ugli",
-    "watermelon",
-];
-
-const DEFAULT_SEED: u64 = 42;
 const THREADS: usize = 4;
 
 // ---------------------------------------------------------------------------
@@ -230,47 +211,9 @@ impl std::error::Error for ItemError {}
 
 // ---------------------------------------------------------------------------
 // Deterministic chaos: work sizes and failures from a seeded PRNG.
+// The PRNG, the stages and the seed are shared with the other batch example
+// (batch_scenario/mod.rs); here, a stage costs its item CPU work.
 // ---------------------------------------------------------------------------
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Stage {
-    Load,
-    Transform,
-    Save,
-}
-
-impl Stage {
-    /// Chance that the stage fails for an item, in percent.
-    fn failure_rate(self) -> u64 {
-        match self {
-            Stage::Load => 8,
-            Stage::Transform => 10,
-            Stage::Save => 6,
-        }
-    }
-}
-
-/// The seed is process-wide configuration, so a plain global is fine.
-static SEED: OnceLock<u64> = OnceLock::new();
-
-/// SplitMix64: a tiny, well-mixed PRNG step (no `rand` dependency needed).
-fn splitmix64(x: u64) -> u64 {
-    let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
-}
-
-/// A number in `0..100` that depends only on its inputs, never on scheduling.
-fn dice(seed: u64, item: usize, stage: Stage, salt: u64) -> u64 {
-    let key = ((item as u64) << 16) | ((stage as u64) << 8) | salt;
-    splitmix64(seed ^ splitmix64(key)) % 100
-}
-
-/// Whether `stage` fails for `item` under `seed`.
-fn fails(seed: u64, item: usize, stage: Stage) -> bool {
-    dice(seed, item, stage, 0) < stage.failure_rate()
-}
 
 /// The amount of work and the outcome of `stage` for the current item (from
 /// the store).
@@ -281,33 +224,12 @@ fn chaos(stage: Stage) -> (u64, bool) {
     (work, fails(seed, item, stage))
 }
 
-/// The stage at which `item` is expected to fail, computed without running it.
-fn expected_failure(seed: u64, item: usize) -> Option<Stage> {
-    [Stage::Load, Stage::Transform, Stage::Save]
-        .into_iter()
-        .find(|&stage| fails(seed, item, stage))
-}
-
 // ---------------------------------------------------------------------------
 // main: run the batch, collect the outcomes, check the invariants.
 // ---------------------------------------------------------------------------
 
-fn parse_seed() -> u64 {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    match args.as_slice() {
-        [] => DEFAULT_SEED,
-        [flag, n] if flag == "--seed" => n.parse().unwrap_or_else(|_| usage()),
-        _ => usage(),
-    }
-}
-
-fn usage() -> ! {
-    eprintln!("usage: cargo run --example batch_parallel --features rayon [-- --seed N]");
-    std::process::exit(2)
-}
-
 fn main() {
-    let seed = parse_seed();
+    let seed = parse_seed("batch_parallel --features rayon");
     SEED.set(seed).unwrap();
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(THREADS)
