@@ -444,21 +444,12 @@ fn interleaved(rounds: usize) {
         for (_, run) in variants {
             run(); // warm up
         }
-        let mut times: Vec<Vec<f64>> = vec![Vec::new(); variants.len()];
-        for _ in 0..rounds {
-            for (i, (_, run)) in variants.iter().enumerate() {
-                let start = std::time::Instant::now();
-                run();
-                times[i].push(start.elapsed().as_nanos() as f64 / TASKS as f64);
-            }
-        }
-        let medians: Vec<f64> = times
-            .iter_mut()
-            .map(|t| {
-                t.sort_by(f64::total_cmp);
-                t[t.len() / 2]
-            })
-            .collect();
+        let times = common::interleave(rounds, variants.len(), |i| {
+            let start = std::time::Instant::now();
+            (variants[i].1)();
+            start.elapsed().as_nanos() as f64 / TASKS as f64
+        });
+        let medians: Vec<f64> = times.iter().map(|t| t[t.len() / 2]).collect();
         for ((name, _), median) in variants.iter().zip(&medians) {
             println!(
                 "{group:<28} {name:<36} {median:>10.1} {:>9.3}",

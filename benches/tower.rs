@@ -184,23 +184,14 @@ fn cpu_ns() -> u64 {
 fn interleaved(rounds: usize) {
     const REQUESTS: u32 = 5_000;
     let variants = variants();
-    let mut times: Vec<Vec<f64>> = vec![Vec::new(); variants.len()];
-    for _ in 0..rounds {
-        for (i, (_, run)) in variants.iter().enumerate() {
-            let start = cpu_ns();
-            for _ in 0..REQUESTS {
-                black_box(run());
-            }
-            times[i].push((cpu_ns() - start) as f64 / f64::from(REQUESTS));
+    let times = common::interleave(rounds, variants.len(), |i| {
+        let start = cpu_ns();
+        for _ in 0..REQUESTS {
+            black_box((variants[i].1)());
         }
-    }
-    let stats: Vec<(f64, f64)> = times
-        .iter_mut()
-        .map(|t| {
-            t.sort_by(|a, b| a.partial_cmp(b).unwrap());
-            (t[0], t[t.len() / 2])
-        })
-        .collect();
+        (cpu_ns() - start) as f64 / f64::from(REQUESTS)
+    });
+    let stats: Vec<(f64, f64)> = times.iter().map(|t| (t[0], t[t.len() / 2])).collect();
     println!(
         "{:<52} {:>9} {:>7} {:>11} {:>7}",
         "variant", "min ns", "x bare", "median ns", "x bare"

@@ -269,6 +269,29 @@ pub(crate) fn nested4() -> impl Future<Output = ()> {
         .with_store(black_box(D(4)))
 }
 
+/// The interleaved mode of the benches on thread pools and servers
+/// (`ALS_*_INTERLEAVED`): runs `round(i)` for each variant `i` in
+/// `0..variants`, in turn, `rounds` times, and returns each variant's round
+/// results (ns per operation), sorted, for the fastest and the median. On a
+/// shared machine the interleaving exposes every variant to the same load,
+/// where criterion measures one variant after another.
+pub(crate) fn interleave(
+    rounds: usize,
+    variants: usize,
+    mut round: impl FnMut(usize) -> f64,
+) -> Vec<Vec<f64>> {
+    let mut times = vec![Vec::with_capacity(rounds); variants];
+    for _ in 0..rounds {
+        for (i, t) in times.iter_mut().enumerate() {
+            t.push(round(i));
+        }
+    }
+    for t in &mut times {
+        t.sort_by(f64::total_cmp);
+    }
+    times
+}
+
 /// A bench binary's `main`: runs `bench` with the shared criterion settings,
 /// then prints each of `groups`' ratios to its `bare` variant.
 pub(crate) fn main(groups: &[&str], bench: impl FnOnce(&mut Criterion)) {
