@@ -354,9 +354,6 @@ impl<const W: usize> Captured<W> {
     /// Writes each node's link to the next one, for the buffer where it is
     /// now, and returns the first.
     fn relink(&self) -> FramePtr {
-        if self.bits & HEAP == 0 {
-            return self.relink_inline();
-        }
         let mut nodes = self.nodes();
         let first = nodes.next().map(|(node, _)| node);
         let mut prev = first;
@@ -373,29 +370,6 @@ impl<const W: usize> Captured<W> {
         }
         // (The last node's link is null, as written.)
         FramePtr(first)
-    }
-
-    /// [`relink`](Self::relink) for inline nodes, which follow each other
-    /// without padding (their sizes are multiples of the inline alignment):
-    /// one load of the node's size and one store per node.
-    #[inline]
-    fn relink_inline(&self) -> FramePtr {
-        let first = self.inline_base().cast::<Header>();
-        let mut node = first;
-        for _ in 1..self.len {
-            // SAFETY: `node` is one of the `len` written inline nodes, all
-            // but the last followed by the next one; reading its header
-            // (through the `UnsafeCell`) gives the size that leads there.
-            let next = unsafe {
-                let size = carry_of(node.as_ref()).size;
-                NonNull::new_unchecked(node.as_ptr().cast::<u8>().add(size)).cast::<Header>()
-            };
-            // SAFETY: (LINK) as in `relink`: a node of this buffer, behind
-            // the `UnsafeCell`, with no reference to its header alive.
-            unsafe { (*node.as_ptr()).link = FramePtr(Some(next)) };
-            node = next;
-        }
-        FramePtr(Some(first))
     }
 
     /// Runs `f` with exactly these stores visible.
@@ -434,6 +408,13 @@ const NEEDS_DROP: u8 = 0x80;
 /// The bit of `Captured::bits` set when the nodes are on the heap.
 const HEAP: u8 = 0x40;
 
+/// Whether a node of `carry` fits in an inline buffer of `bytes` bytes
+/// when it ends at `end`: the one rule of `capture_into` and `fits_inline`.
+#[inline(always)]
+fn fits(end: usize, carry: &Carry, bytes: usize) -> bool {
+    end <= bytes && carry.align <= INLINE_ALIGN
+}
+
 /// A snapshot holds at most `u16::MAX` stores in at most 4 GiB.
 #[cold]
 #[inline(never)]
@@ -450,7 +431,7 @@ pub(crate) fn fits_inline(words: usize) -> bool {
     let mut size = 0;
     let fits = each_carried(imp::get(), |_, carry| {
         size += carry.size;
-        if size > words * 8 || carry.align > INLINE_ALIGN {
+        if !fits(size, carry, words * 8) {
             return ControlFlow::Break(());
         }
         ControlFlow::Continue(())
@@ -520,9 +501,7 @@ impl<const W: usize> Captured<W> {
             if shadowed(top, src, header.meta.type_id) {
                 continue;
             }
-            if self.bits & HEAP == 0
-                && (offset + carry.size > Self::INLINE_BYTES || carry.align > INLINE_ALIGN)
-            {
+            if self.bits & HEAP == 0 && !fits(offset + carry.size, carry, Self::INLINE_BYTES) {
                 offset = self.spill(top);
             }
             // (Inline offsets are below 256; heap ones are not used.)
