@@ -3,14 +3,14 @@
 //!
 //! A task spawned through an adapter holds a copy of the spawner's stores,
 //! inside the task's future (which the runtime allocates anyway). A
-//! [`Snapshot`] keeps up to 96 bytes of stores inline, so it would make every
-//! such future about 110 bytes larger, and runtimes copy a task's future
-//! several times while spawning, completing and joining it. Most tasks carry
-//! one small store (a request id, an `Arc` handle): [`spawn_carried!`] checks
-//! what would be carried and picks [`Small`] (one word-sized store, 32 bytes
-//! without the `tracing` feature's span)
-//! when it fits, [`Snapshot`] otherwise. Both are captured in place, allocate
-//! nothing for small stores, and behave exactly alike: see
+//! [`Snapshot`](crate::Snapshot) keeps up to 96 bytes of stores inline, so
+//! it would make every such future about 110 bytes larger, and runtimes copy
+//! a task's future several times while spawning, completing and joining it.
+//! Most tasks carry one small store (a request id, an `Arc` handle):
+//! [`spawn_carried!`] checks what would be carried and picks [`Small`] (one
+//! word-sized store, 32 bytes without the `tracing` feature's span) when it
+//! fits, [`Full`] (a `Snapshot`'s size) otherwise. Both are captured in
+//! place, allocate nothing for small stores, and behave exactly alike: see
 //! [`WithStore::with_snapshot`](crate::WithStore::with_snapshot) for what the
 //! task sees.
 
@@ -21,12 +21,26 @@ use core::task::{Context, Poll};
 
 use pin_project_lite::pin_project;
 
-use crate::frame::carry::{fits_inline, Captured};
-use crate::Snapshot;
+use crate::frame::carry::{fits_inline, SNAPSHOT_WORDS};
+use crate::snapshot::SnapshotIn;
 
 /// Words of stores [`Small`] holds: one store whose value is one word (a
 /// `u64` id, an `Arc`, a `Box`), with its two-word header.
 const SMALL_WORDS: usize = 3;
+
+/// A snapshot of at most one word-sized store: what most tasks carry.
+pub(crate) type Small = SnapshotIn<SMALL_WORDS>;
+
+/// A snapshot of any stores, the size of a [`Snapshot`](crate::Snapshot).
+pub(crate) type Full = SnapshotIn<SNAPSHOT_WORDS>;
+
+impl Small {
+    /// Whether the stores visible now fit in a `Small`.
+    #[inline]
+    pub(crate) fn fits() -> bool {
+        fits_inline(SMALL_WORDS)
+    }
+}
 
 /// What a [`Carried`] future holds: the stores to make visible at each poll.
 pub(crate) trait Stores: Send + 'static {
@@ -37,54 +51,15 @@ pub(crate) trait Stores: Send + 'static {
     fn run<R>(&self, f: impl FnOnce() -> R) -> R;
 }
 
-impl Stores for Snapshot {
+impl<const W: usize> Stores for SnapshotIn<W> {
     #[inline]
     fn capture() -> Self {
-        Snapshot::capture()
+        SnapshotIn::capture()
     }
 
     #[inline]
     fn run<R>(&self, f: impl FnOnce() -> R) -> R {
-        Snapshot::run(self, f)
-    }
-}
-
-/// A snapshot of at most one word-sized store: what most tasks carry.
-pub(crate) struct Small {
-    stores: Captured<SMALL_WORDS>,
-    #[cfg(feature = "tracing")]
-    span: tracing::Span,
-}
-
-impl Small {
-    /// Whether the stores visible now fit in a `Small`.
-    #[inline]
-    pub(crate) fn fits() -> bool {
-        fits_inline(SMALL_WORDS)
-    }
-}
-
-impl Stores for Small {
-    #[inline]
-    fn capture() -> Self {
-        let mut small = Small {
-            stores: Captured::empty(),
-            #[cfg(feature = "tracing")]
-            span: tracing::Span::current(),
-        };
-        small.stores.capture_into();
-        #[cfg(feature = "tracing")]
-        if !small.span.is_none() {
-            small.stores.publish_slowly();
-        }
-        small
-    }
-
-    #[inline]
-    fn run<R>(&self, f: impl FnOnce() -> R) -> R {
-        #[cfg(feature = "tracing")]
-        let _entered = (!self.span.is_none()).then(|| self.span.enter());
-        self.stores.run(f)
+        SnapshotIn::run(self, f)
     }
 }
 
@@ -152,7 +127,7 @@ macro_rules! spawn_carried {
             let $task = $crate::carried::Carried::<_, $crate::carried::Small>::new(future);
             $spawn
         } else {
-            let $task = $crate::carried::Carried::<_, $crate::Snapshot>::new(future);
+            let $task = $crate::carried::Carried::<_, $crate::carried::Full>::new(future);
             $spawn
         }
     }};
@@ -171,8 +146,8 @@ mod tests {
     fn spawn_here() -> (&'static str, (Option<u64>, Option<String>)) {
         let future = async { (get::<u64>(), get::<String>()) };
         spawn_carried!(future, |task| {
-            let size = core::any::type_name_of_val(&task);
-            let class = if size.contains("Small") {
+            let carried = core::any::type_name_of_val(&task);
+            let class = if carried.contains(core::any::type_name::<super::Small>()) {
                 "small"
             } else {
                 "snapshot"

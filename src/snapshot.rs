@@ -2,7 +2,7 @@
 
 use core::fmt;
 
-use crate::frame::carry::Captured;
+use crate::frame::carry::{Captured, SNAPSHOT_WORDS};
 use crate::frame::{FramePtr, Node};
 
 /// The stores visible at one point, copied so they can move to another task
@@ -65,9 +65,91 @@ use crate::frame::{FramePtr, Node};
 /// assert_eq!(handle.join().unwrap().as_deref(), Some("req-42"));
 /// ```
 pub struct Snapshot {
-    stores: Captured,
+    inner: SnapshotIn<SNAPSHOT_WORDS>,
+}
+
+/// A snapshot with `W` words of stores inline: [`Snapshot`] is one with
+/// [`SNAPSHOT_WORDS`], and the adapters carry one word-sized store in a
+/// smaller one (`crate::carried`). The stores and, with `tracing`, the span
+/// current at capture.
+pub(crate) struct SnapshotIn<const W: usize> {
+    stores: Captured<W>,
     #[cfg(feature = "tracing")]
     span: tracing::Span,
+}
+
+impl<const W: usize> SnapshotIn<W> {
+    /// Copies the stores visible now (and, with `tracing`, the current span).
+    #[inline]
+    pub(crate) fn capture() -> Self {
+        let mut snapshot = SnapshotIn::empty_in(
+            #[cfg(feature = "tracing")]
+            tracing::Span::current(),
+        );
+        snapshot.fill();
+        snapshot
+    }
+
+    /// No stores yet (and, with `tracing`, that span).
+    #[inline]
+    fn empty_in(#[cfg(feature = "tracing")] span: tracing::Span) -> Self {
+        SnapshotIn {
+            stores: Captured::empty(),
+            #[cfg(feature = "tracing")]
+            span,
+        }
+    }
+
+    /// Copies the stores visible now into this empty snapshot, in place
+    /// (an owner that embeds it, such as `Snapshot`, saves moving it).
+    #[inline]
+    fn fill(&mut self) {
+        self.stores.capture_into();
+        self.filled();
+    }
+
+    /// Copies the stores of `self` into the empty `copy`, in place.
+    #[inline]
+    fn clone_to(&self, copy: &mut Self) {
+        self.stores.clone_into(&mut copy.stores);
+        copy.filled();
+    }
+
+    /// Tells the stores what else entering the snapshot involves.
+    #[inline]
+    fn filled(&mut self) {
+        #[cfg(feature = "tracing")]
+        if self.span().is_some() {
+            self.stores.publish_slowly();
+        }
+    }
+
+    /// Runs `f` with exactly these stores visible (inside the span).
+    #[inline]
+    pub(crate) fn run<R>(&self, f: impl FnOnce() -> R) -> R {
+        #[cfg(feature = "tracing")]
+        let _entered = self.span().map(tracing::Span::enter);
+        self.stores.run(f)
+    }
+
+    /// The span to enter with the snapshot, unless it is none.
+    #[cfg(feature = "tracing")]
+    #[inline]
+    fn span(&self) -> Option<&tracing::Span> {
+        Some(&self.span).filter(|span| !span.is_none())
+    }
+}
+
+impl<const W: usize> Clone for SnapshotIn<W> {
+    #[inline]
+    fn clone(&self) -> Self {
+        let mut copy = SnapshotIn::empty_in(
+            #[cfg(feature = "tracing")]
+            self.span.clone(),
+        );
+        self.clone_to(&mut copy);
+        copy
+    }
 }
 
 impl Snapshot {
@@ -85,32 +167,15 @@ impl Snapshot {
     #[must_use]
     #[inline]
     pub fn capture() -> Snapshot {
-        let mut snapshot = Snapshot::empty_with(
-            #[cfg(feature = "tracing")]
-            tracing::Span::current(),
-        );
-        snapshot.stores.capture_into();
-        snapshot.filled();
+        // Filled in place: `SnapshotIn::capture` would be moved in.
+        let mut snapshot = Snapshot {
+            inner: SnapshotIn::empty_in(
+                #[cfg(feature = "tracing")]
+                tracing::Span::current(),
+            ),
+        };
+        snapshot.inner.fill();
         snapshot
-    }
-
-    /// Tells the stores what else entering the snapshot involves.
-    #[inline]
-    fn filled(&mut self) {
-        #[cfg(feature = "tracing")]
-        if self.span().is_some() {
-            self.stores.publish_slowly();
-        }
-    }
-
-    /// A snapshot with no stores (and, with `tracing`, that span).
-    #[inline]
-    fn empty_with(#[cfg(feature = "tracing")] span: tracing::Span) -> Snapshot {
-        Snapshot {
-            stores: Captured::empty(),
-            #[cfg(feature = "tracing")]
-            span,
-        }
     }
 
     /// A snapshot with no stores: restoring it hides everything, which
@@ -129,9 +194,10 @@ impl Snapshot {
     #[must_use]
     pub fn empty() -> Snapshot {
         Snapshot {
-            stores: Captured::empty(),
-            #[cfg(feature = "tracing")]
-            span: tracing::Span::none(),
+            inner: SnapshotIn::empty_in(
+                #[cfg(feature = "tracing")]
+                tracing::Span::none(),
+            ),
         }
     }
 
@@ -146,7 +212,7 @@ impl Snapshot {
     /// ```
     #[must_use]
     pub fn len(&self) -> usize {
-        self.stores.len()
+        self.inner.stores.len()
     }
 
     /// Returns `true` if the snapshot holds no store.
@@ -160,7 +226,7 @@ impl Snapshot {
     /// ```
     #[must_use]
     pub fn is_empty(&self) -> bool {
-        self.stores.len() == 0
+        self.inner.stores.len() == 0
     }
 
     /// Calls `f` with exactly the captured stores visible, and returns what
@@ -176,9 +242,7 @@ impl Snapshot {
     /// assert_eq!(snapshot.run(get::<u32>), Some(5)); // reusable
     /// ```
     pub fn run<R>(&self, f: impl FnOnce() -> R) -> R {
-        #[cfg(feature = "tracing")]
-        let _entered = self.span().map(tracing::Span::enter);
-        self.stores.run(f)
+        self.inner.run(f)
     }
 
     /// Captures the current stores and returns `f` bound to them: calling
@@ -212,21 +276,21 @@ impl Snapshot {
     /// reads continue inside a `with_snapshot` frame.
     #[inline]
     pub(crate) fn top(&self) -> FramePtr {
-        self.stores.top()
+        self.inner.stores.top()
     }
 
     /// [`top`](Self::top) when it costs nothing and there is no span to
     /// enter (see `Node::enter_jump`).
     #[inline(always)]
     pub(crate) fn fast_top(&self) -> Option<FramePtr> {
-        self.stores.fast_top()
+        self.inner.stores.fast_top()
     }
 
     /// The span to enter with the snapshot, unless it is none.
     #[cfg(feature = "tracing")]
     #[inline]
     pub(crate) fn span(&self) -> Option<&tracing::Span> {
-        Some(&self.span).filter(|span| !span.is_none())
+        self.inner.span()
     }
 }
 
@@ -234,12 +298,13 @@ impl Clone for Snapshot {
     /// Clones every store again (no allocation when they fit inline, one
     /// otherwise).
     fn clone(&self) -> Snapshot {
-        let mut copy = Snapshot::empty_with(
-            #[cfg(feature = "tracing")]
-            self.span.clone(),
-        );
-        self.stores.clone_into(&mut copy.stores);
-        copy.filled();
+        let mut copy = Snapshot {
+            inner: SnapshotIn::empty_in(
+                #[cfg(feature = "tracing")]
+                self.inner.span.clone(),
+            ),
+        };
+        self.inner.clone_to(&mut copy.inner);
         copy
     }
 }
