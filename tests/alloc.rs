@@ -542,6 +542,15 @@ fn a_panicking_clone_during_capture_leaks_nothing() {
     // The panic's own objects are all freed.
     assert_eq!(allocs.allocs, allocs.frees, "leaked: {allocs:?}");
 
+    // The one store alone (capture's short path).
+    let (outcome, allocs) = count(|| {
+        scope(PanicsOnClone, || {
+            std::panic::catch_unwind(Snapshot::capture).map(|s| s.len())
+        })
+    });
+    assert!(outcome.is_err());
+    assert_eq!(allocs.allocs, allocs.frees, "leaked: {allocs:?}");
+
     // Past the inline capacity: the one buffer, and the 4 KiB copy made
     // before the panic, are freed too.
     let counted = std::sync::Arc::new(());

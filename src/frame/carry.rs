@@ -19,7 +19,7 @@ use core::mem::{self, align_of, size_of, MaybeUninit};
 use core::ops::ControlFlow;
 use core::ptr::NonNull;
 
-use super::{imp, shadowed, FramePtr, Header, Kind, Node, Restore};
+use super::{imp, shadowed, FramePtr, Header, Kind, MetaOf, Node, Restore};
 
 /// Words (`u64`s) of stores a `Snapshot` holds without allocating, each
 /// store with its two-word header: e.g. a request-id newtype, an `Arc`
@@ -65,8 +65,18 @@ impl Carry {
 unsafe fn clone_node<T: Clone + Send + 'static>(src: NonNull<Header>, dst: NonNull<Header>) {
     // SAFETY: (TYPE) guaranteed by the caller.
     let value = unsafe { Node::value_at(src.cast::<Node<T>>()) }.clone();
-    // SAFETY: guaranteed by the caller.
-    unsafe { dst.cast::<Node<T>>().as_ptr().write(Node::store(value)) };
+    let node = dst.cast::<Node<T>>().as_ptr();
+    // SAFETY: guaranteed by the caller: `dst` is valid for writes of a
+    // `Node<T>` and aligned for it.
+    unsafe { core::ptr::addr_of_mut!((*node).value).write(value) };
+    // The header is copied in one piece from a promoted constant, not
+    // written field by field: a snapshot is moved right after a capture,
+    // and a move that loads the two words of a header stored separately
+    // waits for them to reach the cache (a store-forwarding stall, which
+    // made a one-store capture a third slower on x86).
+    let header: &'static Header = &const { Header::new(&MetaOf::<T>::STORE) };
+    // SAFETY: as above; the header is the node's first field.
+    unsafe { dst.as_ptr().copy_from_nonoverlapping(header, 1) };
 }
 
 /// # Safety
@@ -108,36 +118,115 @@ pub(crate) struct Captured<const W: usize = SNAPSHOT_WORDS> {
     /// of the heap buffer that holds them (`size` bytes, aligned to
     /// `1 << (bits & ALIGN_LOG2)`) in its first word.
     inline: Inline<W>,
-    /// Bytes reserved for the nodes; with [`Publish::Few`], the offsets of
-    /// the second to the last inline node instead, one byte each (the
-    /// inline layout needs no size).
-    size: u32,
-    /// Nodes written (all of them, except while a capture or clone runs).
-    len: u16,
-    /// Every node starts at a multiple of `1 << (bits & ALIGN_LOG2)`: the
-    /// largest node alignment; `bits & NEEDS_DROP` is set when a node needs
-    /// dropping.
-    bits: u8,
-    /// How [`top`](Self::top) finds the first node.
-    publish: Publish,
+    /// The counts: see [`State`].
+    state: State,
+}
+
+/// The counts of a [`Captured`], packed in one word that is always written
+/// whole:
+///
+/// * `publish` (bits 0-7, so that testing it is one byte compare): how
+///   [`Captured::top`] finds the first node;
+/// * `bits` (bits 8-15): every node starts at a multiple of
+///   `1 << (bits & ALIGN_LOG2)`, the largest node alignment;
+///   `bits & NEEDS_DROP` is set when a node needs dropping, `bits & HEAP`
+///   when the nodes are on the heap;
+/// * `len` (bits 16-31): nodes written (all of them, except while a
+///   capture or clone runs);
+/// * `size` (bits 32-63): bytes reserved for the nodes; with
+///   [`Publish::Few`], the offsets of the second to the last inline node
+///   instead, one byte each (the inline layout needs no size).
+///
+/// Why one word: a snapshot is moved (into a task, out of `capture`) right
+/// after it is filled. A move that loads a word which was stored in parts (a
+/// byte, then two, then four) cannot take it from the store buffer and
+/// waits until the parts reach the cache (a store-forwarding stall, about a
+/// dozen cycles on x86): more than the rest of a one-store capture costs.
+#[derive(Clone, Copy)]
+struct State(u64);
+
+impl State {
+    const BITS_SHIFT: u32 = 8;
+    const LEN_SHIFT: u32 = 16;
+    const SIZE_SHIFT: u32 = 32;
+
+    #[inline(always)]
+    const fn new(size: u32, len: u16, bits: u8, publish: Publish) -> State {
+        State(
+            publish as u64
+                | (bits as u64) << Self::BITS_SHIFT
+                | (len as u64) << Self::LEN_SHIFT
+                | (size as u64) << Self::SIZE_SHIFT,
+        )
+    }
+
+    #[inline(always)]
+    fn size(self) -> u32 {
+        (self.0 >> Self::SIZE_SHIFT) as u32
+    }
+
+    #[inline(always)]
+    fn len(self) -> u16 {
+        (self.0 >> Self::LEN_SHIFT) as u16
+    }
+
+    #[inline(always)]
+    fn bits(self) -> u8 {
+        (self.0 >> Self::BITS_SHIFT) as u8
+    }
+
+    /// Whether `publish` is `how`: one compare of the low byte.
+    #[inline(always)]
+    fn publishes(self, how: Publish) -> bool {
+        self.0 as u8 == how as u8
+    }
+
+    #[inline(always)]
+    fn with_size(self, size: u32) -> State {
+        State(self.0 & u64::from(u32::MAX) | u64::from(size) << Self::SIZE_SHIFT)
+    }
+
+    #[inline(always)]
+    fn with_bits(self, bits: u8) -> State {
+        let mask = u64::from(u8::MAX) << Self::BITS_SHIFT;
+        State(self.0 & !mask | u64::from(bits) << Self::BITS_SHIFT)
+    }
+
+    /// With `bits` set in `bits`, the others kept.
+    #[inline(always)]
+    fn or_bits(self, bits: u8) -> State {
+        State(self.0 | u64::from(bits) << Self::BITS_SHIFT)
+    }
+
+    #[inline(always)]
+    fn with_publish(self, publish: Publish) -> State {
+        State(self.0 & !u64::from(u8::MAX) | publish as u64)
+    }
+
+    /// One more node written.
+    #[inline(always)]
+    fn counted(self) -> State {
+        State(self.0 + (1 << Self::LEN_SHIFT))
+    }
 }
 
 /// How a snapshot's first node is found, decided when its buffer is
 /// filled, so that the poll of a `with_snapshot` future needs one compare
 /// in the usual cases.
 #[derive(Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
 enum Publish {
     /// No node: reads find nothing.
-    Null,
+    Null = 0,
     /// One inline node: the start of the inline buffer. (Its link is null,
     /// so nothing needs writing.)
-    Inline,
+    Inline = 1,
     /// Two to five inline nodes, whose offsets `size` holds: the start of
     /// the inline buffer, once the links are rewritten from those offsets.
-    Few,
+    Few = 2,
     /// Anything else (several inline nodes to relink, a heap buffer, or
     /// something the owner does on entry): [`Captured::top_slow`].
-    Slow,
+    Slow = 3,
 }
 
 // SAFETY: every node holds a `T: Send` (only such types have a `Carry`), and
@@ -182,17 +271,14 @@ impl<const W: usize> Captured<W> {
         const { assert!(W >= 1, "the inline buffer must hold a heap address") };
         Captured {
             inline: Inline(UnsafeCell::new([MaybeUninit::uninit(); W])),
-            size: 0,
-            len: 0,
-            bits: INLINE_ALIGN.trailing_zeros() as u8,
-            publish: Publish::Null,
+            state: State::new(0, 0, INLINE_ALIGN.trailing_zeros() as u8, Publish::Null),
         }
     }
 
     /// Decides how `top` finds the first node, once the buffer is filled.
     #[inline]
     fn filled(&mut self) {
-        self.publish = match (self.heap(), self.len) {
+        let publish = match (self.heap(), self.state.len()) {
             (None, 0) => Publish::Null,
             (None, 1) => Publish::Inline,
             // (`capture_into` and `clone_into` left the offsets in `size`.)
@@ -205,40 +291,45 @@ impl<const W: usize> Captured<W> {
                 Publish::Slow
             }
         };
+        self.state = self.state.with_publish(publish);
     }
 
     /// Makes [`fast_top`](Self::fast_top) return `None`, for an owner that
     /// has more to do on entry (a snapshot that carries a span).
     #[cfg(feature = "tracing")]
     pub(crate) fn publish_slowly(&mut self) {
-        self.publish = Publish::Slow;
+        self.state = self.state.with_publish(Publish::Slow);
     }
 
     /// Makes this empty buffer ready for the nodes of `other`, in the same
     /// layout.
     #[inline]
     fn reserve_like(&mut self, other: &Captured<W>) {
-        debug_assert!(self.len == 0 && self.heap().is_none());
+        debug_assert!(self.state.len() == 0 && self.heap().is_none());
         // Same alignment, and the same nodes to drop.
-        self.bits = other.bits & !HEAP;
-        self.size = other.size;
+        self.state = State::new(
+            other.state.size(),
+            0,
+            other.state.bits() & !HEAP,
+            Publish::Null,
+        );
         if other.heap().is_some() {
-            self.set_heap(allocate(other.size as usize, other.align()));
+            self.set_heap(allocate(other.state.size() as usize, other.align()));
         }
     }
 
     pub(crate) fn len(&self) -> usize {
-        usize::from(self.len)
+        usize::from(self.state.len())
     }
 
     fn align(&self) -> usize {
-        1 << (self.bits & ALIGN_LOG2)
+        1 << (self.state.bits() & ALIGN_LOG2)
     }
 
     /// The heap buffer, when the nodes did not fit inline.
     #[inline]
     fn heap(&self) -> Option<NonNull<u8>> {
-        if self.bits & HEAP == 0 {
+        if self.state.bits() & HEAP == 0 {
             return None;
         }
         // SAFETY: with `HEAP` set, the inline buffer's first word holds the
@@ -251,15 +342,16 @@ impl<const W: usize> Captured<W> {
     /// node any more (they were moved, or none was written).
     #[inline]
     fn set_heap(&mut self, heap: NonNull<u8>) {
-        debug_assert!(self.bits & HEAP == 0);
+        debug_assert!(self.state.bits() & HEAP == 0);
         // SAFETY: the inline buffer is ours, aligned for a pointer and
         // large enough; nothing in it is used once `HEAP` is set.
         unsafe { self.inline.0.get().cast::<NonNull<u8>>().write(heap) };
-        self.bits |= HEAP;
+        self.state = self.state.or_bits(HEAP);
     }
 
     fn set_align(&mut self, align: usize) {
-        self.bits = (self.bits & !ALIGN_LOG2) | align.trailing_zeros() as u8;
+        let bits = (self.state.bits() & !ALIGN_LOG2) | align.trailing_zeros() as u8;
+        self.state = self.state.with_bits(bits);
     }
 
     fn base(&self) -> NonNull<u8> {
@@ -295,10 +387,12 @@ impl<const W: usize> Captured<W> {
     #[inline(always)]
     pub(crate) fn fast_top(&self) -> Option<FramePtr> {
         // The usual case first, so that it takes one compare.
-        if self.publish == Publish::Inline {
+        if self.state.publishes(Publish::Inline) {
             return Some(FramePtr(Some(self.inline_base().cast())));
         }
-        (self.publish == Publish::Null).then_some(FramePtr::NULL)
+        self.state
+            .publishes(Publish::Null)
+            .then_some(FramePtr::NULL)
     }
 
     /// Rewrites the links of two to five inline nodes from the offsets
@@ -307,12 +401,7 @@ impl<const W: usize> Captured<W> {
     fn link_few(&self) -> FramePtr {
         let base = self.inline_base();
         let mut node = base.cast::<Header>();
-        for &offset in self
-            .size
-            .to_le_bytes()
-            .iter()
-            .take(usize::from(self.len) - 1)
-        {
+        for &offset in self.state.size().to_le_bytes().iter().take(self.len() - 1) {
             // SAFETY: `offset` is the start of a written inline node (set
             // by `filled` for this buffer's `len` nodes), inside the buffer.
             let next = unsafe { NonNull::new_unchecked(base.as_ptr().add(usize::from(offset))) };
@@ -333,14 +422,14 @@ impl<const W: usize> Captured<W> {
     /// was filled.
     #[inline(never)]
     pub(crate) fn top_slow(&self) -> FramePtr {
-        if self.publish == Publish::Few {
+        if self.state.publishes(Publish::Few) {
             return self.link_few();
         }
         if let Some(heap) = self.heap() {
             // (A heap buffer holds at least one node once filled.)
-            return FramePtr(Some(heap.cast()).filter(|_| self.len != 0));
+            return FramePtr(Some(heap.cast()).filter(|_| self.len() != 0));
         }
-        match self.len {
+        match self.len() {
             0 => FramePtr::NULL,
             1 => FramePtr(Some(self.inline_base().cast())),
             _ => self.relink(),
@@ -397,7 +486,7 @@ impl<const W: usize> Captured<W> {
         unsafe { (carry.clone_into)(src, NonNull::new_unchecked(dst).cast()) };
         // Counted only once written: a panicking clone leaves `len` nodes to
         // drop. (`reserve` checked that the total fits.)
-        self.len += 1;
+        self.state = self.state.counted();
     }
 }
 
@@ -481,9 +570,38 @@ impl<const W: usize> Captured<W> {
     /// out.
     #[inline]
     pub(crate) fn capture_into(&mut self) {
-        debug_assert_eq!(self.len, 0);
-        const { assert!(W * 8 < 256, "inline offsets are kept in bytes") };
+        debug_assert_eq!(self.len(), 0);
         let top = imp::get();
+        let Some((src, header)) = top.get() else {
+            // No scope: nothing to copy (`empty` is filled as it is).
+            return;
+        };
+        // The usual case, a task with one store (its context), without the
+        // bookkeeping of the walk: one frame, a carried store that fits.
+        if header.link.is_null() {
+            if let Kind::Store { carry: Some(carry) } = &header.meta.kind {
+                if fits(carry.size, carry, Self::INLINE_BYTES) {
+                    // SAFETY: (TYPE, LIFO) `src` is a live carried store
+                    // with this carry; the empty inline buffer is aligned
+                    // for it and large enough (`fits`).
+                    unsafe { (carry.clone_into)(src, self.inline_base().cast()) };
+                    // Counted only once written (a panicking clone leaves
+                    // nothing to drop), in one write (see `State`).
+                    let drop = if carry.drop.is_some() { NEEDS_DROP } else { 0 };
+                    let bits = INLINE_ALIGN.trailing_zeros() as u8 | drop;
+                    self.state = State::new(0, 1, bits, Publish::Inline);
+                    return;
+                }
+            }
+        }
+        self.capture_walk(top);
+    }
+
+    /// [`capture_into`](Self::capture_into) in every case: the walk of
+    /// every frame from `top`.
+    #[inline]
+    fn capture_walk(&mut self, top: FramePtr) {
+        const { assert!(W * 8 < 256, "inline offsets are kept in bytes") };
         let mut offset = 0;
         // The offsets of the last four nodes, one byte each, the latest in
         // the top byte: the second to the fifth inline node's (see `Few`)
@@ -501,7 +619,9 @@ impl<const W: usize> Captured<W> {
             if shadowed(top, src, header.meta.type_id) {
                 continue;
             }
-            if self.bits & HEAP == 0 && !fits(offset + carry.size, carry, Self::INLINE_BYTES) {
+            if self.state.bits() & HEAP == 0
+                && !fits(offset + carry.size, carry, Self::INLINE_BYTES)
+            {
                 offset = self.spill(top);
             }
             // (Inline offsets are below 256; heap ones are not used.)
@@ -512,9 +632,9 @@ impl<const W: usize> Captured<W> {
             // `spill` sized the buffer for every store of this walk.
             unsafe { self.push(offset, src, carry) };
             if carry.drop.is_some() {
-                self.bits |= NEEDS_DROP;
+                self.state = self.state.or_bits(NEEDS_DROP);
             }
-            offset = if self.bits & HEAP == 0 {
+            offset = if self.state.bits() & HEAP == 0 {
                 // Inline nodes need no padding: their sizes are multiples
                 // of the buffer's alignment.
                 offset + carry.size
@@ -522,9 +642,10 @@ impl<const W: usize> Captured<W> {
                 align_up(offset + carry.size, self.align())
             };
         }
-        if self.bits & HEAP == 0 && (2..=5).contains(&self.len) {
+        let len = self.state.len();
+        if self.state.bits() & HEAP == 0 && (2..=5).contains(&len) {
             // The first node's offset (0) and any before it shift out.
-            self.size = offsets >> (8 * (5 - u32::from(self.len)));
+            self.state = self.state.with_size(offsets >> (8 * (5 - u32::from(len))));
         }
         self.filled();
     }
@@ -570,7 +691,7 @@ impl<const W: usize> Captured<W> {
         }
         self.set_heap(heap);
         self.set_align(align);
-        self.size = size as u32;
+        self.state = self.state.with_size(size as u32);
         offset
     }
 
@@ -578,8 +699,8 @@ impl<const W: usize> Captured<W> {
     /// allocation when they are inline, one otherwise.
     #[inline]
     pub(crate) fn clone_into(&self, copy: &mut Captured<W>) {
-        debug_assert_eq!(copy.len, 0);
-        if self.len == 0 {
+        debug_assert_eq!(copy.len(), 0);
+        if self.len() == 0 {
             return;
         }
         copy.reserve_like(self);
@@ -594,7 +715,13 @@ impl<const W: usize> Captured<W> {
             // fits at the same offset.
             unsafe { copy.push(offset, src, carry) };
         }
-        copy.filled();
+        if self.heap().is_none() {
+            // The same nodes at the same offsets: the same counts, found
+            // the same way, written in one piece.
+            copy.state = self.state;
+        } else {
+            copy.filled();
+        }
     }
 }
 
@@ -611,24 +738,32 @@ impl<const W: usize> Captured<W> {
 impl<const W: usize> Drop for Captured<W> {
     #[inline]
     fn drop(&mut self) {
-        if self.len == 0 && self.bits & HEAP == 0 {
+        if self.len() == 0 && self.state.bits() & HEAP == 0 {
             // Nothing to drop, and never published: an empty snapshot
             // publishes null.
             return;
         }
-        self.drop_nodes();
+        self.unpublish();
+        if self.state.bits() & (HEAP | NEEDS_DROP) != 0 {
+            self.drop_nodes();
+        }
     }
 }
 
 impl<const W: usize> Captured<W> {
-    fn drop_nodes(&mut self) {
+    /// Unpublishes the nodes if they are still published while being
+    /// destroyed: a thread-local that owns the snapshot, torn down at
+    /// process exit inside `run` (LIFO). Everything is unpublished rather
+    /// than leave the slot pointing into freed memory.
+    #[inline]
+    fn unpublish(&self) {
         if imp::get().reaches(self.base().cast()) {
-            // Still published while being destroyed: a thread-local that
-            // owns the snapshot, torn down at process exit inside `run`
-            // (LIFO). Unpublish everything rather than leave the slot
-            // pointing into freed memory.
             imp::set(FramePtr::NULL);
         }
+    }
+
+    /// Drops the nodes that need it and frees the heap buffer.
+    fn drop_nodes(&mut self) {
         /// Frees the heap buffer last, on return and on unwind.
         struct Free(Option<(NonNull<u8>, usize, usize)>);
         impl Drop for Free {
@@ -643,9 +778,9 @@ impl<const W: usize> Captured<W> {
         }
         let _free = Free(
             self.heap()
-                .map(|ptr| (ptr, self.size as usize, self.align())),
+                .map(|ptr| (ptr, self.state.size() as usize, self.align())),
         );
-        if self.bits & NEEDS_DROP != 0 {
+        if self.state.bits() & NEEDS_DROP != 0 {
             drop_all(&mut self.nodes());
         }
     }
@@ -747,12 +882,55 @@ mod tests {
         });
         assert_eq!(four.len(), 4);
         assert!(four.heap().is_none());
-        assert!(four.publish == Publish::Few);
-        assert_eq!(four.size.to_le_bytes(), [24, 48, 72, 0]);
+        assert!(four.state.publishes(Publish::Few));
+        assert_eq!(four.state.size().to_le_bytes(), [24, 48, 72, 0]);
         assert_eq!(four.run(crate::get::<Aligned8>), Some(Aligned8(3)));
         assert_eq!(reads(&four), (Some(1), Some(2), None, Some(4)));
     }
 
     #[derive(Clone, Debug, PartialEq)]
     struct Aligned8(u64);
+
+    #[test]
+    fn one_store_alone_takes_the_short_path() {
+        // Drop glue: the copy is dropped once, with the snapshot.
+        let counted = std::sync::Arc::new(());
+        let one = crate::scope(counted.clone(), capture);
+        assert_eq!(one.len(), 1);
+        assert!(one.heap().is_none());
+        assert!(one.state.publishes(Publish::Inline));
+        assert_ne!(one.state.bits() & NEEDS_DROP, 0);
+        assert_eq!(std::sync::Arc::strong_count(&counted), 2);
+        let copy = {
+            let mut copy = Captured::empty();
+            one.clone_into(&mut copy);
+            copy
+        };
+        assert_eq!(
+            copy.state.0, one.state.0,
+            "an inline copy has the same counts"
+        );
+        assert_eq!(std::sync::Arc::strong_count(&counted), 3);
+        drop(one);
+        assert_eq!(
+            copy.run(crate::get::<std::sync::Arc<()>>)
+                .map(|a| std::sync::Arc::ptr_eq(&a, &counted)),
+            Some(true)
+        );
+        drop(copy);
+        assert_eq!(std::sync::Arc::strong_count(&counted), 1);
+
+        // No drop glue: nothing to call on drop.
+        let id = crate::scope(7u64, capture);
+        assert_eq!(id.state.bits() & NEEDS_DROP, 0);
+        assert_eq!(id.run(crate::get::<u64>), Some(7));
+
+        // One frame that is not carried, or does not fit: the walk decides.
+        let local = crate::scope_local(7u64, capture);
+        assert_eq!(local.len(), 0);
+        assert!(local.state.publishes(Publish::Null));
+        let large = crate::scope([7u8; 200], capture);
+        assert!(large.heap().is_some());
+        assert_eq!(large.run(crate::get::<[u8; 200]>), Some([7; 200]));
+    }
 }
