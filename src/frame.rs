@@ -361,25 +361,38 @@ impl<T> Node<T> {
         None
     }
 
-    /// The jump data, when this is a jump frame, from `T` alone: the
-    /// compare of two constant `TypeId`s folds away at compile time, so a
-    /// frame's kind costs nothing at run time. (Only `Isolated` and
-    /// `Snapshot` frames jump; `enter_to_drop`, which cannot require
-    /// `T: 'static`, uses [`jump_kind`](Self::jump_kind) instead.)
+    /// The jump data, when the frame at `this` is a jump frame. Only
+    /// `Isolated` and `Snapshot` frames can be: the compare of two constant
+    /// `TypeId`s folds away at compile time, so every other `T` skips the
+    /// check. A frame of those types is a jump frame only if its meta is the
+    /// jump kind's `static`: a `Snapshot` can also be an ordinary store's
+    /// value (`scope(snapshot, ..)`), and an `Isolated` a local store's.
+    /// (`enter_to_drop`, which cannot require `T: 'static`, uses
+    /// [`jump_kind`](Self::jump_kind) instead.)
+    ///
+    /// # Safety
+    /// As for [`enter_at`](Self::enter_at).
     #[inline(always)]
-    fn jump_of_type() -> Option<Jump>
+    unsafe fn jump_of(this: NonNull<Self>) -> Option<Jump>
     where
         T: 'static,
     {
         let id = TypeId::of::<T>();
-        if id == TypeId::of::<Isolated>() {
-            return Some(Jump::Isolate);
-        }
-        #[cfg(feature = "alloc")]
-        if id == TypeId::of::<crate::Snapshot>() {
-            return Some(Jump::Snapshot);
-        }
-        None
+        let (jump, meta): (Jump, &'static Meta) = if id == TypeId::of::<Isolated>() {
+            (Jump::Isolate, &ISOLATE)
+        } else {
+            #[cfg(feature = "alloc")]
+            if id == TypeId::of::<crate::Snapshot>() {
+                (Jump::Snapshot, &SNAPSHOT)
+            } else {
+                return None;
+            }
+            #[cfg(not(feature = "alloc"))]
+            return None;
+        };
+        // SAFETY: the caller's frame, alive; only its header is read.
+        let header_meta = unsafe { (*this.as_ptr()).header.meta };
+        core::ptr::eq(header_meta, meta).then_some(jump)
     }
 
     /// Runs `f` with this frame innermost.
@@ -410,8 +423,9 @@ impl<T> Node<T> {
     where
         T: 'static,
     {
-        if let Some(jump) = Self::jump_of_type() {
-            // SAFETY: guaranteed by the caller.
+        // SAFETY: guaranteed by the caller.
+        if let Some(jump) = unsafe { Self::jump_of(this) } {
+            // SAFETY: guaranteed by the caller; a frame of that kind.
             return unsafe { Self::enter_jump(this, jump, f) };
         }
         let prev = imp::enter(|prev| {
@@ -454,6 +468,8 @@ impl<T> Node<T> {
     /// # Safety
     /// As for [`enter_jump`](Self::enter_jump).
     #[inline(always)]
+    // (Without `alloc`, only isolating frames jump, and they need no data.)
+    #[cfg_attr(not(feature = "alloc"), allow(unused_variables))]
     unsafe fn fast_target(this: NonNull<Self>, jump: Jump) -> Option<FramePtr> {
         match jump {
             Jump::Isolate => Some(FramePtr::NULL),
@@ -489,6 +505,8 @@ impl<T> Node<T> {
     /// # Safety
     /// As for [`enter_jump`](Self::enter_jump).
     #[inline(always)]
+    // (Without `alloc`, only isolating frames jump, and they need no data.)
+    #[cfg_attr(not(feature = "alloc"), allow(unused_variables))]
     unsafe fn jump_target(this: NonNull<Self>, jump: Jump) -> FramePtr {
         match jump {
             Jump::Isolate => FramePtr::NULL,

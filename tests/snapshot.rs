@@ -105,6 +105,32 @@ fn with_snapshot_carries_into_a_future_polled_elsewhere() {
 }
 
 #[test]
+fn a_snapshot_kept_as_a_store_is_an_ordinary_store() {
+    // Only `with_snapshot` restores a snapshot; as a store's value (say, a
+    // parent request's context kept for later), it hides nothing and can
+    // be read back like any other store.
+    let parent = scope(User("parent"), Snapshot::capture);
+    let len = || async_local_storage::with(|s: Option<&Snapshot>| s.map(Snapshot::len));
+    let seen = scope(RequestId(9), || {
+        scope(parent.clone(), || {
+            (get::<RequestId>(), get::<User>(), len())
+        })
+    });
+    assert_eq!(seen, (Some(RequestId(9)), None, Some(1)));
+    let seen = block_on(
+        async { (get::<RequestId>(), get::<User>(), len()) }
+            .with_store(parent.clone())
+            .with_store(RequestId(9)),
+    );
+    assert_eq!(seen, (Some(RequestId(9)), None, Some(1)));
+    // And the one it holds is restored on demand.
+    let restored = scope(parent, || {
+        async_local_storage::with(|s: Option<&Snapshot>| s.unwrap().run(|| get::<User>()))
+    });
+    assert_eq!(restored, Some(User("parent")));
+}
+
+#[test]
 fn clones_are_independent() {
     let snap = scope(vec![1u32, 2], Snapshot::capture);
     let copy = snap.clone();
