@@ -125,7 +125,7 @@ fn a_snapshot_kept_as_a_store_is_an_ordinary_store() {
     assert_eq!(seen, (Some(RequestId(9)), None, Some(1)));
     // And the one it holds is restored on demand.
     let restored = scope(parent, || {
-        async_local_storage::with(|s: Option<&Snapshot>| s.unwrap().run(|| get::<User>()))
+        async_local_storage::with(|s: Option<&Snapshot>| s.unwrap().run(get::<User>))
     });
     assert_eq!(restored, Some(User("parent")));
 }
