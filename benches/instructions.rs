@@ -14,7 +14,7 @@
 //! * `poll_*`: one poll of the leaf future (the second: the first is a
 //!   warm-up, so every figure is the steady state) through
 //!   `Pin<&mut dyn Future>`, bare and wrapped (`with_snapshot` of 1 store,
-//!   and of 4, whose links are rewritten at every poll);
+//!   and of 4, linked once, at the first poll, where the future is pinned);
 //! * `read_*`: one `get::<A>()` with the store 1 or 4 frames deep, and a miss;
 //! * `snapshot_*`: `Snapshot::capture` with 1 and 4 stores visible,
 //!   `Snapshot::clone` of a 1-store snapshot;

@@ -47,8 +47,10 @@ pub(crate) trait Stores: Send + 'static {
     /// Copies the stores visible now (and, with `tracing`, the current span).
     fn capture() -> Self;
 
-    /// Runs `f` with exactly these stores visible (inside the span).
-    fn run<R>(&self, f: impl FnOnce() -> R) -> R;
+    /// Runs `f` with exactly these stores visible (inside the span). The
+    /// stores are pinned: linked once, at the first call, when there are
+    /// several.
+    fn run<R>(self: Pin<&Self>, f: impl FnOnce() -> R) -> R;
 }
 
 impl<const W: usize> Stores for SnapshotIn<W> {
@@ -58,8 +60,8 @@ impl<const W: usize> Stores for SnapshotIn<W> {
     }
 
     #[inline]
-    fn run<R>(&self, f: impl FnOnce() -> R) -> R {
-        SnapshotIn::run(self, f)
+    fn run<R>(self: Pin<&Self>, f: impl FnOnce() -> R) -> R {
+        SnapshotIn::run_pinned(self, f)
     }
 }
 
@@ -70,6 +72,8 @@ pin_project! {
     pub(crate) struct Carried<F, S: Stores> {
         #[pin]
         inner: ManuallyDrop<F>,
+        // Pinned (and `!Unpin`): see `SnapshotIn::run_pinned`.
+        #[pin]
         stores: S,
     }
 
@@ -83,7 +87,7 @@ pin_project! {
             }
             let this = this.project();
             let inner = this.inner;
-            this.stores.run(|| {
+            this.stores.as_ref().run(|| {
                 // SAFETY: `inner` is dropped exactly once, here, and is never
                 // touched again: this is the destructor. Dropping in place
                 // keeps the pinning promise.
@@ -113,7 +117,7 @@ impl<F: Future, S: Stores> Future for Carried<F, S> {
         // SAFETY: `ManuallyDrop<F>` is a transparent wrapper; `F` is never
         // moved out of it, so the projection is structural.
         let inner = unsafe { this.inner.map_unchecked_mut(|inner| &mut **inner) };
-        this.stores.run(|| inner.poll(cx))
+        this.stores.as_ref().run(|| inner.poll(cx))
     }
 }
 

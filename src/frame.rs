@@ -56,7 +56,13 @@
 //! at least as long as the frame is reachable: the frame below it on the same
 //! stack (LIFO), or a node of a snapshot that is borrowed while it is
 //! published (`Node<Snapshot>` owns its snapshot; [`carry::Captured`]
-//! (re)writes the links of its nodes before publishing them).
+//! (re)writes the links of its nodes before publishing them). A snapshot
+//! that is pinned (a `with_snapshot` frame, an adapter's task: both `!Unpin`,
+//! since a snapshot is) writes the links of its inline nodes once, at its
+//! first entry, and keeps them: it never moves again, and a pinned `!Unpin`
+//! value is never reborrowed as unique, so the pointers stay usable (the
+//! rule that lets an `async` block keep references into itself). A clone's
+//! links are written anew.
 
 use core::any::TypeId;
 use core::fmt;
@@ -325,7 +331,9 @@ impl<T: 'static> Node<T> {
 
 #[cfg(feature = "alloc")]
 impl Node<crate::Snapshot> {
-    /// A frame in which exactly the snapshot's stores are visible.
+    /// A frame in which exactly the snapshot's stores are visible. Only
+    /// for a [`Framed`], which is pinned before it is entered (see
+    /// [`Node::enter_at`]); never entered with [`Node::enter`].
     pub(crate) fn snapshot(snapshot: crate::Snapshot) -> Self {
         const { assert!(may_jump::<crate::Snapshot>()) };
         Node {
@@ -395,13 +403,21 @@ impl<T> Node<T> {
         core::ptr::eq(header_meta, meta).then_some(jump)
     }
 
-    /// Runs `f` with this frame innermost.
+    /// Runs `f` with this frame innermost: a store, hiding or isolating
+    /// frame on the stack (`scope`, `exit`, `isolate`).
     #[inline]
     pub(crate) fn enter<R>(&mut self, f: impl FnOnce() -> R) -> R
     where
         T: 'static,
     {
-        // SAFETY: a whole node, borrowed mutably for the call.
+        #[cfg(feature = "alloc")]
+        debug_assert!(
+            !matches!(self.header.meta.kind, Kind::Snapshot),
+            "a snapshot frame is entered pinned, in a `Framed`"
+        );
+        // SAFETY: a whole node, borrowed mutably for the call. It is not a
+        // snapshot jump frame: only `with_snapshot` makes those, in a
+        // `Framed` (checked above in debug builds).
         unsafe { Self::enter_at(NonNull::from(self), f) }
     }
 
@@ -417,7 +433,9 @@ impl<T> Node<T> {
     /// then a `T` at the offset `Node<T>` puts it), with provenance over
     /// those bytes, that the caller borrows mutably for the whole call
     /// (LIFO): nothing else accesses them meanwhile, except reads through
-    /// the published pointer.
+    /// the published pointer. A snapshot jump frame (from
+    /// [`Node::snapshot`]) is pinned: it does not move until it is dropped
+    /// (LINK).
     #[inline]
     pub(crate) unsafe fn enter_at<R>(this: NonNull<Self>, f: impl FnOnce() -> R) -> R
     where
@@ -512,10 +530,13 @@ impl<T> Node<T> {
             Jump::Isolate => FramePtr::NULL,
             // SAFETY: (TYPE) a `Snapshot` jump frame heads a
             // `Node<Snapshot>`-shaped frame, which the caller borrows
-            // mutably. (LINK) the snapshot writes its nodes' links for where
-            // it is now, and they live as long as the node is borrowed.
+            // mutably, and which is pinned (LINK): the snapshot writes its
+            // nodes' links for where it stays, once, and they live as long
+            // as the node.
             #[cfg(feature = "alloc")]
-            Jump::Snapshot => unsafe { Node::value_at(this.cast::<Node<crate::Snapshot>>()) }.top(),
+            Jump::Snapshot => unsafe {
+                Node::value_at(this.cast::<Node<crate::Snapshot>>()).pinned_top()
+            },
         }
     }
 
@@ -724,7 +745,9 @@ pub(crate) struct Framed<F, T> {
 }
 
 // Only `inner` is pinned (structurally); the frame is never pinned-projected.
-impl<F: Unpin, T> Unpin for Framed<F, T> {}
+// But a frame whose value is `!Unpin` stays where it is once pinned: a
+// snapshot (`!Unpin`) links its inline stores once, where it is pinned.
+impl<F: Unpin, T: Unpin> Unpin for Framed<F, T> {}
 
 impl<F, T> Drop for Framed<F, T> {
     fn drop(&mut self) {

@@ -30,7 +30,12 @@ pin_project! {
     /// padding after the header.
     ///
     /// `Scoped<F, T>` is `Send` exactly when `F` and `T` are, `Sync` when
-    /// both are, and `Unpin` when `F` is.
+    /// both are, and `Unpin` when both are. A [`Snapshot`](crate::Snapshot)
+    /// is not `Unpin`, so neither is `Scoped<F, Snapshot>`: once pinned, it
+    /// never moves, and a snapshot of several stores links them to each
+    /// other once, at the first poll, instead of at every poll. Pin it as
+    /// any `async` block is pinned (`.await`, a spawn, `Box::pin`,
+    /// `std::pin::pin!`).
     ///
     /// # Examples
     ///

@@ -1,6 +1,8 @@
 //! [`Snapshot`]: the visible stores, owned, to carry into new work.
 
 use core::fmt;
+use core::marker::PhantomPinned;
+use core::pin::Pin;
 
 use crate::frame::carry::{Captured, SNAPSHOT_WORDS};
 use crate::frame::{FramePtr, Node};
@@ -47,7 +49,9 @@ use crate::frame::{FramePtr, Node};
 /// `Arc` logger and a `String` tenant, or four `u64`s, on a 64-bit target);
 /// otherwise it makes exactly one allocation for all of them. `clone` does
 /// the same. Restoring allocates nothing and costs what entering one scope
-/// costs (plus rewriting one link per store when there are several inline).
+/// costs: several inline stores are linked to each other at the first poll
+/// of a pinned `with_snapshot` future (a snapshot is `!Unpin` for that) or
+/// at each [`run`](Snapshot::run), and published as they are at later polls.
 /// A `Snapshot` is 104 bytes on 64-bit targets (plus a `tracing::Span`
 /// with the `tracing` feature), and it travels inside the
 /// task it is restored in; the adapters carry one word-sized store in a
@@ -72,10 +76,16 @@ pub struct Snapshot {
 /// [`SNAPSHOT_WORDS`], and the adapters carry one word-sized store in a
 /// smaller one (`crate::carried`). The stores and, with `tracing`, the span
 /// current at capture.
+///
+/// It is `!Unpin`, so that a future that holds one (`Scoped<F, Snapshot>`,
+/// an adapter's task) is too: once pinned, its stores never move again, and
+/// several inline stores are linked to each other once rather than at every
+/// poll (see [`run_pinned`](Self::run_pinned)).
 pub(crate) struct SnapshotIn<const W: usize> {
     stores: Captured<W>,
     #[cfg(feature = "tracing")]
     span: tracing::Span,
+    _pinned: PhantomPinned,
 }
 
 impl<const W: usize> SnapshotIn<W> {
@@ -97,6 +107,7 @@ impl<const W: usize> SnapshotIn<W> {
             stores: Captured::empty(),
             #[cfg(feature = "tracing")]
             span,
+            _pinned: PhantomPinned,
         }
     }
 
@@ -130,6 +141,19 @@ impl<const W: usize> SnapshotIn<W> {
         #[cfg(feature = "tracing")]
         let _entered = self.span().map(tracing::Span::enter);
         self.stores.run(f)
+    }
+
+    /// [`run`](Self::run) for a snapshot that stays where it is: several
+    /// inline stores are linked at the first call only.
+    #[inline]
+    pub(crate) fn run_pinned<R>(self: Pin<&Self>, f: impl FnOnce() -> R) -> R {
+        let this = self.get_ref();
+        #[cfg(feature = "tracing")]
+        let _entered = this.span().map(tracing::Span::enter);
+        // SAFETY: `SnapshotIn` is `!Unpin`, and it is pinned: it does not
+        // move until it is dropped.
+        let top = unsafe { this.stores.pinned_top() };
+        Captured::<W>::run_from(top, f)
     }
 
     /// The span to enter with the snapshot, unless it is none.
@@ -272,15 +296,20 @@ impl Snapshot {
 }
 
 impl Snapshot {
-    /// The first of the snapshot's nodes, linked for where it is now: where
-    /// reads continue inside a `with_snapshot` frame.
+    /// The first of the snapshot's nodes, where reads continue inside a
+    /// `with_snapshot` frame; for a snapshot that does not move until it is
+    /// dropped: several inline stores are linked at the first call only.
+    ///
+    /// # Safety
+    /// The snapshot is pinned (the `with_snapshot` frame that owns it is).
     #[inline]
-    pub(crate) fn top(&self) -> FramePtr {
-        self.inner.stores.top()
+    pub(crate) unsafe fn pinned_top(&self) -> FramePtr {
+        // SAFETY: guaranteed by the caller.
+        unsafe { self.inner.stores.pinned_top() }
     }
 
-    /// [`top`](Self::top) when it costs nothing and there is no span to
-    /// enter (see `Node::enter_jump`).
+    /// [`pinned_top`](Self::pinned_top) when it costs nothing and there is
+    /// no span to enter (see `Node::enter_jump`).
     #[inline(always)]
     pub(crate) fn fast_top(&self) -> Option<FramePtr> {
         self.inner.stores.fast_top()

@@ -65,9 +65,14 @@ fn sync_when_future_and_value_are_sync() {
 fn unpin_when_both_are_unpin() {
     assert_unpin::<Scoped<Ready<()>, u64>>();
     assert_not_impl!(Scoped<NotUnpinFuture, u64>: Unpin);
-    // The value is never pinned (it is only lent by `&`), so it does not
-    // need to be `Unpin` either.
-    assert_unpin::<Scoped<Ready<()>, PhantomPinned>>();
+    assert_not_impl!(Scoped<Ready<()>, PhantomPinned>: Unpin);
+    // A snapshot is `!Unpin`: a pinned `with_snapshot` future links its
+    // stores once, where it stays.
+    #[cfg(feature = "alloc")]
+    {
+        assert_not_impl!(Snapshot: Unpin);
+        assert_not_impl!(Scoped<Ready<()>, Snapshot>: Unpin);
+    }
 }
 
 fn overhead<F, T>() -> usize {

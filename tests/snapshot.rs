@@ -9,7 +9,9 @@ mod common;
 use std::rc::Rc;
 
 use async_local_storage::{exit, get, is_set, scope, scope_local, Snapshot, WithStore};
-use common::{block_on, yield_now, RequestId, User};
+use std::task::Poll;
+
+use common::{block_on, poll_once, yield_now, RequestId, User};
 
 #[test]
 fn captures_the_innermost_value_of_each_type() {
@@ -128,6 +130,67 @@ fn a_snapshot_kept_as_a_store_is_an_ordinary_store() {
         async_local_storage::with(|s: Option<&Snapshot>| s.unwrap().run(get::<User>))
     });
     assert_eq!(restored, Some(User("parent")));
+}
+
+#[test]
+fn a_pinned_snapshot_of_several_stores_stays_right_across_polls() {
+    // Three inline stores: linked once, at the first poll, where the
+    // future is pinned (a `Box` here), and published as they are after.
+    let snap = scope(RequestId(1), || {
+        scope(User("ada"), || scope(3u8, Snapshot::capture))
+    });
+    let mut fut = Box::pin(
+        async {
+            let mut seen = Vec::new();
+            for _ in 0..3 {
+                seen.push((get::<RequestId>(), get::<User>(), get::<u8>()));
+                yield_now().await;
+            }
+            seen
+        }
+        .with_snapshot(snap),
+    );
+    let all = (Some(RequestId(1)), Some(User("ada")), Some(3));
+    // Polled under other stores, which it must not see.
+    assert!(scope(RequestId(9), || poll_once(fut.as_mut())).is_pending());
+    // Between polls: the frame's snapshot read and cloned in place.
+    assert_eq!(
+        fut.value()
+            .run(|| (get::<RequestId>(), get::<User>(), get::<u8>())),
+        all
+    );
+    let copy = fut.value().clone();
+    assert!(poll_once(fut.as_mut()).is_pending());
+    assert!(scope(2u8, || poll_once(fut.as_mut())).is_pending());
+    let Poll::Ready(seen) = poll_once(fut.as_mut()) else {
+        panic!("three yields, then ready");
+    };
+    assert_eq!(seen, vec![all.clone(); 3]);
+    drop(fut);
+    // The clone has links of its own, wherever it is restored.
+    let moved = Box::new(copy);
+    assert_eq!(
+        moved.run(|| (get::<RequestId>(), get::<User>(), get::<u8>())),
+        all
+    );
+    let seen = block_on(
+        async { (get::<RequestId>(), get::<User>(), get::<u8>()) }.with_snapshot(moved.clone()),
+    );
+    assert_eq!(seen, all);
+
+    // An `Unpin` future inside: the frame is `!Unpin` all the same (a
+    // snapshot is), pinned on the stack here.
+    let snap = scope(RequestId(1), || {
+        scope(User("ada"), || scope(3u8, Snapshot::capture))
+    });
+    let mut fut = std::pin::pin!(yield_now().with_snapshot(snap));
+    assert!(poll_once(fut.as_mut()).is_pending());
+    assert_eq!(
+        fut.value()
+            .run(|| (get::<RequestId>(), get::<User>(), get::<u8>())),
+        all
+    );
+    assert!(poll_once(fut.as_mut()).is_ready());
 }
 
 #[test]

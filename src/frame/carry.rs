@@ -14,7 +14,7 @@
 extern crate alloc;
 
 use alloc::alloc::{alloc, dealloc, handle_alloc_error, Layout};
-use core::cell::UnsafeCell;
+use core::cell::{Cell, UnsafeCell};
 use core::mem::{self, align_of, size_of, MaybeUninit};
 use core::ops::ControlFlow;
 use core::ptr::NonNull;
@@ -119,7 +119,7 @@ pub(crate) struct Captured<const W: usize = SNAPSHOT_WORDS> {
     /// `1 << (bits & ALIGN_LOG2)`) in its first word.
     inline: Inline<W>,
     /// The counts: see [`State`].
-    state: State,
+    state: Cell<State>,
 }
 
 /// The counts of a [`Captured`], packed in one word that is always written
@@ -181,6 +181,12 @@ impl State {
         self.0 as u8 == how as u8
     }
 
+    /// Whether `publish` is `Inline` or `Linked`: one bit test.
+    #[inline(always)]
+    fn publishes_from_start(self) -> bool {
+        self.0 as u8 & FROM_START != 0
+    }
+
     #[inline(always)]
     fn with_size(self, size: u32) -> State {
         State(self.0 & u64::from(u32::MAX) | u64::from(size) << Self::SIZE_SHIFT)
@@ -224,10 +230,26 @@ enum Publish {
     /// Two to five inline nodes, whose offsets `size` holds: the start of
     /// the inline buffer, once the links are rewritten from those offsets.
     Few = 2,
+    /// `Few` whose links are written for where the snapshot is pinned
+    /// ([`Captured::pinned_top`]): the start of the inline buffer, as for
+    /// `Inline`. A pinned snapshot never moves again, so its links stay
+    /// right until it is dropped; a clone is `Few` again.
+    Linked = 3,
     /// Anything else (several inline nodes to relink, a heap buffer, or
     /// something the owner does on entry): [`Captured::top_slow`].
-    Slow = 3,
+    Slow = 4,
 }
+
+/// The `Publish` values (odd ones) that publish the start of the inline
+/// buffer with nothing to write first: `Inline` and `Linked`.
+const FROM_START: u8 = 1;
+const _: () = assert!(
+    Publish::Inline as u8 & FROM_START != 0
+        && Publish::Linked as u8 & FROM_START != 0
+        && Publish::Null as u8 & FROM_START == 0
+        && Publish::Few as u8 & FROM_START == 0
+        && Publish::Slow as u8 & FROM_START == 0
+);
 
 // SAFETY: every node holds a `T: Send` (only such types have a `Carry`), and
 // the heap buffer is owned by this value alone. It is not `Sync`: the links
@@ -271,14 +293,19 @@ impl<const W: usize> Captured<W> {
         const { assert!(W >= 1, "the inline buffer must hold a heap address") };
         Captured {
             inline: Inline(UnsafeCell::new([MaybeUninit::uninit(); W])),
-            state: State::new(0, 0, INLINE_ALIGN.trailing_zeros() as u8, Publish::Null),
+            state: Cell::new(State::new(
+                0,
+                0,
+                INLINE_ALIGN.trailing_zeros() as u8,
+                Publish::Null,
+            )),
         }
     }
 
     /// Decides how `top` finds the first node, once the buffer is filled.
     #[inline]
     fn filled(&mut self) {
-        let publish = match (self.heap(), self.state.len()) {
+        let publish = match (self.heap(), self.state.get().len()) {
             (None, 0) => Publish::Null,
             (None, 1) => Publish::Inline,
             // (`capture_into` and `clone_into` left the offsets in `size`.)
@@ -291,45 +318,45 @@ impl<const W: usize> Captured<W> {
                 Publish::Slow
             }
         };
-        self.state = self.state.with_publish(publish);
+        self.state.set(self.state.get().with_publish(publish));
     }
 
     /// Makes [`fast_top`](Self::fast_top) return `None`, for an owner that
     /// has more to do on entry (a snapshot that carries a span).
     #[cfg(feature = "tracing")]
     pub(crate) fn publish_slowly(&mut self) {
-        self.state = self.state.with_publish(Publish::Slow);
+        self.state.set(self.state.get().with_publish(Publish::Slow));
     }
 
     /// Makes this empty buffer ready for the nodes of `other`, in the same
     /// layout.
     #[inline]
     fn reserve_like(&mut self, other: &Captured<W>) {
-        debug_assert!(self.state.len() == 0 && self.heap().is_none());
+        debug_assert!(self.state.get().len() == 0 && self.heap().is_none());
         // Same alignment, and the same nodes to drop.
-        self.state = State::new(
-            other.state.size(),
+        self.state.set(State::new(
+            other.state.get().size(),
             0,
-            other.state.bits() & !HEAP,
+            other.state.get().bits() & !HEAP,
             Publish::Null,
-        );
+        ));
         if other.heap().is_some() {
-            self.set_heap(allocate(other.state.size() as usize, other.align()));
+            self.set_heap(allocate(other.state.get().size() as usize, other.align()));
         }
     }
 
     pub(crate) fn len(&self) -> usize {
-        usize::from(self.state.len())
+        usize::from(self.state.get().len())
     }
 
     fn align(&self) -> usize {
-        1 << (self.state.bits() & ALIGN_LOG2)
+        1 << (self.state.get().bits() & ALIGN_LOG2)
     }
 
     /// The heap buffer, when the nodes did not fit inline.
     #[inline]
     fn heap(&self) -> Option<NonNull<u8>> {
-        if self.state.bits() & HEAP == 0 {
+        if self.state.get().bits() & HEAP == 0 {
             return None;
         }
         // SAFETY: with `HEAP` set, the inline buffer's first word holds the
@@ -342,16 +369,16 @@ impl<const W: usize> Captured<W> {
     /// node any more (they were moved, or none was written).
     #[inline]
     fn set_heap(&mut self, heap: NonNull<u8>) {
-        debug_assert!(self.state.bits() & HEAP == 0);
+        debug_assert!(self.state.get().bits() & HEAP == 0);
         // SAFETY: the inline buffer is ours, aligned for a pointer and
         // large enough; nothing in it is used once `HEAP` is set.
         unsafe { self.inline.0.get().cast::<NonNull<u8>>().write(heap) };
-        self.state = self.state.or_bits(HEAP);
+        self.state.set(self.state.get().or_bits(HEAP));
     }
 
     fn set_align(&mut self, align: usize) {
-        let bits = (self.state.bits() & !ALIGN_LOG2) | align.trailing_zeros() as u8;
-        self.state = self.state.with_bits(bits);
+        let bits = (self.state.get().bits() & !ALIGN_LOG2) | align.trailing_zeros() as u8;
+        self.state.set(self.state.get().with_bits(bits));
     }
 
     fn base(&self) -> NonNull<u8> {
@@ -380,19 +407,57 @@ impl<const W: usize> Captured<W> {
         }
     }
 
-    /// [`top`](Self::top) when it costs nothing: no node, or one inline
-    /// node, and an owner with nothing else to do on entry. (Two to five
-    /// inline nodes take [`top_slow`](Self::top_slow), out of line, to keep
-    /// this to one compare.)
+    /// [`top`](Self::top) when it costs nothing: no node, one inline node,
+    /// or inline nodes already linked where the snapshot is pinned, and an
+    /// owner with nothing else to do on entry. (Two to five inline nodes
+    /// not linked yet take [`top_slow`](Self::top_slow) or
+    /// [`pinned_top_slow`](Self::pinned_top_slow), out of line, to keep
+    /// this to one test.)
     #[inline(always)]
     pub(crate) fn fast_top(&self) -> Option<FramePtr> {
-        // The usual case first, so that it takes one compare.
-        if self.state.publishes(Publish::Inline) {
+        let state = self.state.get();
+        // The usual cases first, so that they take one test.
+        if state.publishes_from_start() {
             return Some(FramePtr(Some(self.inline_base().cast())));
         }
-        self.state
-            .publishes(Publish::Null)
-            .then_some(FramePtr::NULL)
+        state.publishes(Publish::Null).then_some(FramePtr::NULL)
+    }
+
+    /// [`top`](Self::top) for a snapshot that stays where it is until it
+    /// is dropped: two to five inline nodes are linked once, at the first
+    /// call, and published as they are afterwards (`Linked`).
+    ///
+    /// # Safety
+    /// `self` is pinned: it does not move until it is dropped. (The owner
+    /// is `!Unpin` and borrowed through a `Pin`, or being dropped.) Under
+    /// Rust's aliasing rules, the links written now stay usable at later
+    /// calls only because a pinned `!Unpin` value is never reborrowed as
+    /// unique: the same rule lets an `async` block keep references into
+    /// itself across polls.
+    #[inline]
+    pub(crate) unsafe fn pinned_top(&self) -> FramePtr {
+        match self.fast_top() {
+            Some(top) => top,
+            // SAFETY: guaranteed by the caller.
+            None => unsafe { self.pinned_top_slow() },
+        }
+    }
+
+    /// [`pinned_top`](Self::pinned_top) when the links are not written yet.
+    ///
+    /// # Safety
+    /// As for [`pinned_top`](Self::pinned_top).
+    #[inline(never)]
+    pub(crate) unsafe fn pinned_top_slow(&self) -> FramePtr {
+        let state = self.state.get();
+        if !state.publishes(Publish::Few) {
+            return self.top_slow();
+        }
+        let top = self.link_few();
+        // (LINK) the links are right for as long as the snapshot lives:
+        // guaranteed by the caller.
+        self.state.set(state.with_publish(Publish::Linked));
+        top
     }
 
     /// Rewrites the links of two to five inline nodes from the offsets
@@ -401,7 +466,14 @@ impl<const W: usize> Captured<W> {
     fn link_few(&self) -> FramePtr {
         let base = self.inline_base();
         let mut node = base.cast::<Header>();
-        for &offset in self.state.size().to_le_bytes().iter().take(self.len() - 1) {
+        for &offset in self
+            .state
+            .get()
+            .size()
+            .to_le_bytes()
+            .iter()
+            .take(self.len() - 1)
+        {
             // SAFETY: `offset` is the start of a written inline node (set
             // by `filled` for this buffer's `len` nodes), inside the buffer.
             let next = unsafe { NonNull::new_unchecked(base.as_ptr().add(usize::from(offset))) };
@@ -414,15 +486,15 @@ impl<const W: usize> Captured<W> {
     }
 
     /// [`top`](Self::top) in every case. Inline nodes are relinked at every
-    /// call (when there are two or more): the buffer moves with the
-    /// snapshot, and even where it does not, a pointer kept from an earlier
-    /// call may no longer be used once the snapshot (or the future holding
-    /// it) has been mutably borrowed again. Heap nodes never move, and their
-    /// pointers derive from the allocation: they were linked when the buffer
-    /// was filled.
+    /// call (when there are two or more) unless they are `Linked`: an
+    /// unpinned buffer moves with the snapshot, and even where it does not,
+    /// a pointer kept from an earlier call may no longer be used once the
+    /// snapshot (or the future holding it) has been mutably borrowed again.
+    /// Heap nodes never move, and their pointers derive from the
+    /// allocation: they were linked when the buffer was filled.
     #[inline(never)]
     pub(crate) fn top_slow(&self) -> FramePtr {
-        if self.state.publishes(Publish::Few) {
+        if self.state.get().publishes(Publish::Few) {
             return self.link_few();
         }
         if let Some(heap) = self.heap() {
@@ -463,7 +535,13 @@ impl<const W: usize> Captured<W> {
 
     /// Runs `f` with exactly these stores visible.
     pub(crate) fn run<R>(&self, f: impl FnOnce() -> R) -> R {
-        let top = self.top();
+        Self::run_from(self.top(), f)
+    }
+
+    /// Runs `f` with `top` (this snapshot's first node, from `top` or
+    /// `pinned_top`, or null) published.
+    #[inline]
+    pub(crate) fn run_from<R>(top: FramePtr, f: impl FnOnce() -> R) -> R {
         let prev = imp::enter(|_| top);
         let _restore = Restore(prev);
         f()
@@ -486,7 +564,7 @@ impl<const W: usize> Captured<W> {
         unsafe { (carry.clone_into)(src, NonNull::new_unchecked(dst).cast()) };
         // Counted only once written: a panicking clone leaves `len` nodes to
         // drop. (`reserve` checked that the total fits.)
-        self.state = self.state.counted();
+        self.state.set(self.state.get().counted());
     }
 }
 
@@ -589,7 +667,7 @@ impl<const W: usize> Captured<W> {
                     // nothing to drop), in one write (see `State`).
                     let drop = if carry.drop.is_some() { NEEDS_DROP } else { 0 };
                     let bits = INLINE_ALIGN.trailing_zeros() as u8 | drop;
-                    self.state = State::new(0, 1, bits, Publish::Inline);
+                    self.state.set(State::new(0, 1, bits, Publish::Inline));
                     return;
                 }
             }
@@ -619,7 +697,7 @@ impl<const W: usize> Captured<W> {
             if shadowed(top, src, header.meta.type_id) {
                 continue;
             }
-            if self.state.bits() & HEAP == 0
+            if self.state.get().bits() & HEAP == 0
                 && !fits(offset + carry.size, carry, Self::INLINE_BYTES)
             {
                 offset = self.spill(top);
@@ -632,9 +710,9 @@ impl<const W: usize> Captured<W> {
             // `spill` sized the buffer for every store of this walk.
             unsafe { self.push(offset, src, carry) };
             if carry.drop.is_some() {
-                self.state = self.state.or_bits(NEEDS_DROP);
+                self.state.set(self.state.get().or_bits(NEEDS_DROP));
             }
-            offset = if self.state.bits() & HEAP == 0 {
+            offset = if self.state.get().bits() & HEAP == 0 {
                 // Inline nodes need no padding: their sizes are multiples
                 // of the buffer's alignment.
                 offset + carry.size
@@ -642,10 +720,14 @@ impl<const W: usize> Captured<W> {
                 align_up(offset + carry.size, self.align())
             };
         }
-        let len = self.state.len();
-        if self.state.bits() & HEAP == 0 && (2..=5).contains(&len) {
+        let len = self.state.get().len();
+        if self.state.get().bits() & HEAP == 0 && (2..=5).contains(&len) {
             // The first node's offset (0) and any before it shift out.
-            self.state = self.state.with_size(offsets >> (8 * (5 - u32::from(len))));
+            self.state.set(
+                self.state
+                    .get()
+                    .with_size(offsets >> (8 * (5 - u32::from(len)))),
+            );
         }
         self.filled();
     }
@@ -691,7 +773,7 @@ impl<const W: usize> Captured<W> {
         }
         self.set_heap(heap);
         self.set_align(align);
-        self.state = self.state.with_size(size as u32);
+        self.state.set(self.state.get().with_size(size as u32));
         offset
     }
 
@@ -718,7 +800,13 @@ impl<const W: usize> Captured<W> {
         if self.heap().is_none() {
             // The same nodes at the same offsets: the same counts, found
             // the same way, written in one piece.
-            copy.state = self.state;
+            let state = self.state.get();
+            copy.state.set(if state.publishes(Publish::Linked) {
+                // The copy's links are not written yet.
+                state.with_publish(Publish::Few)
+            } else {
+                state
+            });
         } else {
             copy.filled();
         }
@@ -738,13 +826,13 @@ impl<const W: usize> Captured<W> {
 impl<const W: usize> Drop for Captured<W> {
     #[inline]
     fn drop(&mut self) {
-        if self.len() == 0 && self.state.bits() & HEAP == 0 {
+        if self.len() == 0 && self.state.get().bits() & HEAP == 0 {
             // Nothing to drop, and never published: an empty snapshot
             // publishes null.
             return;
         }
         self.unpublish();
-        if self.state.bits() & (HEAP | NEEDS_DROP) != 0 {
+        if self.state.get().bits() & (HEAP | NEEDS_DROP) != 0 {
             self.drop_nodes();
         }
     }
@@ -778,9 +866,9 @@ impl<const W: usize> Captured<W> {
         }
         let _free = Free(
             self.heap()
-                .map(|ptr| (ptr, self.state.size() as usize, self.align())),
+                .map(|ptr| (ptr, self.state.get().size() as usize, self.align())),
         );
-        if self.state.bits() & NEEDS_DROP != 0 {
+        if self.state.get().bits() & NEEDS_DROP != 0 {
             drop_all(&mut self.nodes());
         }
     }
@@ -882,8 +970,8 @@ mod tests {
         });
         assert_eq!(four.len(), 4);
         assert!(four.heap().is_none());
-        assert!(four.state.publishes(Publish::Few));
-        assert_eq!(four.state.size().to_le_bytes(), [24, 48, 72, 0]);
+        assert!(four.state.get().publishes(Publish::Few));
+        assert_eq!(four.state.get().size().to_le_bytes(), [24, 48, 72, 0]);
         assert_eq!(four.run(crate::get::<Aligned8>), Some(Aligned8(3)));
         assert_eq!(reads(&four), (Some(1), Some(2), None, Some(4)));
     }
@@ -898,8 +986,8 @@ mod tests {
         let one = crate::scope(counted.clone(), capture);
         assert_eq!(one.len(), 1);
         assert!(one.heap().is_none());
-        assert!(one.state.publishes(Publish::Inline));
-        assert_ne!(one.state.bits() & NEEDS_DROP, 0);
+        assert!(one.state.get().publishes(Publish::Inline));
+        assert_ne!(one.state.get().bits() & NEEDS_DROP, 0);
         assert_eq!(std::sync::Arc::strong_count(&counted), 2);
         let copy = {
             let mut copy = Captured::empty();
@@ -907,7 +995,8 @@ mod tests {
             copy
         };
         assert_eq!(
-            copy.state.0, one.state.0,
+            copy.state.get().0,
+            one.state.get().0,
             "an inline copy has the same counts"
         );
         assert_eq!(std::sync::Arc::strong_count(&counted), 3);
@@ -922,13 +1011,13 @@ mod tests {
 
         // No drop glue: nothing to call on drop.
         let id = crate::scope(7u64, capture);
-        assert_eq!(id.state.bits() & NEEDS_DROP, 0);
+        assert_eq!(id.state.get().bits() & NEEDS_DROP, 0);
         assert_eq!(id.run(crate::get::<u64>), Some(7));
 
         // One frame that is not carried, or does not fit: the walk decides.
         let local = crate::scope_local(7u64, capture);
         assert_eq!(local.len(), 0);
-        assert!(local.state.publishes(Publish::Null));
+        assert!(local.state.get().publishes(Publish::Null));
         let large = crate::scope([7u8; 200], capture);
         assert!(large.heap().is_some());
         assert_eq!(large.run(crate::get::<[u8; 200]>), Some([7; 200]));
