@@ -174,7 +174,7 @@ fn a_pinned_snapshot_of_several_stores_stays_right_across_polls() {
         all
     );
     let seen = block_on(
-        async { (get::<RequestId>(), get::<User>(), get::<u8>()) }.with_snapshot(moved.clone()),
+        async { (get::<RequestId>(), get::<User>(), get::<u8>()) }.with_snapshot((*moved).clone()),
     );
     assert_eq!(seen, all);
 
