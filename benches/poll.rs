@@ -104,6 +104,16 @@ fn bench(c: &mut Criterion) {
     g.bench_function("with_snapshot (1 store, as adapter-spawned tasks)", |b| {
         b.iter(|| run(|| Leaf::new().with_snapshot(snapshot.clone())))
     });
+    // Four stores: linked once, at the first poll (the future is pinned).
+    let snapshot4 = {
+        use async_local_storage::scope;
+        scope(A(1), || {
+            scope(B(2), || scope(C(3), || scope(D(4), Snapshot::capture)))
+        })
+    };
+    g.bench_function("with_snapshot (4 stores)", |b| {
+        b.iter(|| run(|| Leaf::new().with_snapshot(snapshot4.clone())))
+    });
 
     g.bench_function("tokio task_local scope u64", |b| {
         b.iter(|| run(|| TL_U64.scope(black_box(7u64), Leaf::new())))
