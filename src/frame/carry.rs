@@ -582,6 +582,31 @@ fn fits(end: usize, carry: &Carry, bytes: usize) -> bool {
     end <= bytes && carry.align <= INLINE_ALIGN
 }
 
+/// One bit of a word chosen by `type_id`'s hash: equal types choose the
+/// same bit (`Hash` agrees with `Eq`), different ones usually not.
+#[inline(always)]
+fn type_bit(type_id: &core::any::TypeId) -> u64 {
+    /// Keeps what the `TypeId` writes: its `Hash` writes one `u64` (the
+    /// low half of the id, itself a hash), which this takes as it is.
+    struct Fold(u64);
+    impl core::hash::Hasher for Fold {
+        fn finish(&self) -> u64 {
+            self.0
+        }
+        fn write(&mut self, bytes: &[u8]) {
+            for &byte in bytes {
+                self.0 = self.0.rotate_left(8) ^ u64::from(byte);
+            }
+        }
+        fn write_u64(&mut self, n: u64) {
+            self.0 ^= n;
+        }
+    }
+    let mut fold = Fold(0);
+    core::hash::Hash::hash(type_id, &mut fold);
+    1 << (core::hash::Hasher::finish(&fold) % 64)
+}
+
 /// A snapshot holds at most `u16::MAX` stores in at most 4 GiB.
 #[cold]
 #[inline(never)]
@@ -689,12 +714,19 @@ impl<const W: usize> Captured<W> {
         // borrows `self` mutably the compiler keeps more in memory, and a
         // capture costs 3-5% more instructions.
         let mut next = top;
+        // The types of the frames walked so far, as a one-word Bloom
+        // filter: a store whose type is not in it is not shadowed, without
+        // walking back to the top to check.
+        let mut seen = 0u64;
         while let Some((src, header)) = next.get() {
             next = header.link;
+            let bit = type_bit(&header.meta.type_id);
+            let maybe_shadowed = seen & bit != 0;
+            seen |= bit;
             let Kind::Store { carry: Some(carry) } = &header.meta.kind else {
                 continue;
             };
-            if shadowed(top, src, header.meta.type_id) {
+            if maybe_shadowed && shadowed(top, src, header.meta.type_id) {
                 continue;
             }
             if self.state.get().bits() & HEAP == 0
