@@ -10,6 +10,9 @@ CORE_TESTS=(visibility nesting interleaving drop_in_scope panic_safety reentranc
 args=()
 for t in "${CORE_TESTS[@]}"; do args+=(--test "$t"); done
 cargo +nightly miri test --lib "${args[@]}"
+# The snapshots' storage with the `tracing` feature (a span changes how several
+# inline stores are published).
+cargo +nightly miri test --lib --features tracing frame::carry
 # The no_std backends' host tests (each runs its cases on one thread).
 cargo +nightly miri test --no-default-features --features critical-section,alloc --test critical_section
 cargo +nightly miri test --no-default-features --features custom-slot --test custom_slot

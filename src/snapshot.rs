@@ -90,7 +90,12 @@ pub(crate) struct SnapshotIn<const W: usize> {
 
 impl<const W: usize> SnapshotIn<W> {
     /// Copies the stores visible now (and, with `tracing`, the current span).
+    /// (For the adapters' tasks: `crate::carried`.)
     #[inline]
+    #[cfg_attr(
+        not(any(feature = "tokio", feature = "async-std", feature = "smol")),
+        allow(dead_code)
+    )]
     pub(crate) fn capture() -> Self {
         let mut snapshot = SnapshotIn::empty_in(
             #[cfg(feature = "tracing")]

@@ -82,17 +82,23 @@ fn threads_started_through_the_adapter_start_in_the_spawners_span() {
 fn a_with_snapshot_future_is_polled_in_the_span_at_every_poll() {
     subscriber();
     let span = info_span!("carried");
-    let snapshot = span.in_scope(Snapshot::capture);
-    let fut = async {
-        let first = current();
+    // Three stores too: with a span they take the out-of-line path, and are
+    // linked once, at the first poll.
+    let snapshot = span.in_scope(|| scope(1u64, || scope(2u32, || scope(3u16, Snapshot::capture))));
+    let stores = || (get::<u64>(), get::<u32>(), get::<u16>());
+    let fut = async move {
+        let first = (current(), stores());
         tokio::task::yield_now().await;
-        (first, current())
+        let second = (current(), stores());
+        tokio::task::yield_now().await;
+        (first, second, (current(), stores()))
     }
     .with_snapshot(snapshot);
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();
-    assert_eq!(rt.block_on(fut), (span.id(), span.id()));
+    let seen = (span.id(), (Some(1), Some(2), Some(3)));
+    assert_eq!(rt.block_on(fut), (seen.clone(), seen.clone(), seen));
 }
 
 /// `tracing::Instrument`, spelled out so the test needs no extra import.

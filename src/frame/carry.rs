@@ -238,6 +238,12 @@ enum Publish {
     /// Anything else (several inline nodes to relink, a heap buffer, or
     /// something the owner does on entry): [`Captured::top_slow`].
     Slow = 4,
+    /// `Few`, in a snapshot whose owner does something on entry (enters
+    /// the span captured with it): out of line, but linked only once when
+    /// pinned, as `Few` is.
+    FewSpan = 6,
+    /// `Linked`, in a snapshot whose owner does something on entry.
+    LinkedSpan = 8,
 }
 
 /// The `Publish` values (odd ones) that publish the start of the inline
@@ -249,6 +255,8 @@ const _: () = assert!(
         && Publish::Null as u8 & FROM_START == 0
         && Publish::Few as u8 & FROM_START == 0
         && Publish::Slow as u8 & FROM_START == 0
+        && Publish::FewSpan as u8 & FROM_START == 0
+        && Publish::LinkedSpan as u8 & FROM_START == 0
 );
 
 // SAFETY: every node holds a `T: Send` (only such types have a `Carry`), and
@@ -325,7 +333,13 @@ impl<const W: usize> Captured<W> {
     /// has more to do on entry (a snapshot that carries a span).
     #[cfg(feature = "tracing")]
     pub(crate) fn publish_slowly(&mut self) {
-        self.state.set(self.state.get().with_publish(Publish::Slow));
+        let state = self.state.get();
+        let slowly = if state.publishes(Publish::Few) || state.publishes(Publish::FewSpan) {
+            Publish::FewSpan
+        } else {
+            Publish::Slow
+        };
+        self.state.set(state.with_publish(slowly));
     }
 
     /// Makes this empty buffer ready for the nodes of `other`, in the same
@@ -450,13 +464,17 @@ impl<const W: usize> Captured<W> {
     #[inline(never)]
     pub(crate) unsafe fn pinned_top_slow(&self) -> FramePtr {
         let state = self.state.get();
-        if !state.publishes(Publish::Few) {
+        let linked = if state.publishes(Publish::Few) {
+            Publish::Linked
+        } else if state.publishes(Publish::FewSpan) {
+            Publish::LinkedSpan
+        } else {
             return self.top_slow();
-        }
+        };
         let top = self.link_few();
         // (LINK) the links are right for as long as the snapshot lives:
         // guaranteed by the caller.
-        self.state.set(state.with_publish(Publish::Linked));
+        self.state.set(state.with_publish(linked));
         top
     }
 
@@ -494,7 +512,12 @@ impl<const W: usize> Captured<W> {
     /// allocation: they were linked when the buffer was filled.
     #[inline(never)]
     pub(crate) fn top_slow(&self) -> FramePtr {
-        if self.state.get().publishes(Publish::Few) {
+        let state = self.state.get();
+        if state.publishes(Publish::LinkedSpan) {
+            // Pinned, and linked there (see `pinned_top_slow`).
+            return FramePtr(Some(self.inline_base().cast()));
+        }
+        if state.publishes(Publish::Few) || state.publishes(Publish::FewSpan) {
             return self.link_few();
         }
         if let Some(heap) = self.heap() {
@@ -619,6 +642,10 @@ fn too_many(len: usize) -> ! {
 /// pick the smallest snapshot for a task. One walk of the frames, stopping
 /// early.
 #[inline]
+#[cfg_attr(
+    not(any(feature = "tokio", feature = "async-std", feature = "smol")),
+    allow(dead_code)
+)]
 pub(crate) fn fits_inline(words: usize) -> bool {
     let mut size = 0;
     let fits = each_carried(imp::get(), |_, carry| {
@@ -833,9 +860,11 @@ impl<const W: usize> Captured<W> {
             // The same nodes at the same offsets: the same counts, found
             // the same way, written in one piece.
             let state = self.state.get();
+            // The copy's links are not written yet.
             copy.state.set(if state.publishes(Publish::Linked) {
-                // The copy's links are not written yet.
                 state.with_publish(Publish::Few)
+            } else if state.publishes(Publish::LinkedSpan) {
+                state.with_publish(Publish::FewSpan)
             } else {
                 state
             });
@@ -1010,6 +1039,49 @@ mod tests {
 
     #[derive(Clone, Debug, PartialEq)]
     struct Aligned8(u64);
+
+    /// What `Snapshot` does when it carries a span: several inline stores
+    /// take the out-of-line path, and are linked once all the same when
+    /// pinned.
+    #[cfg(feature = "tracing")]
+    #[test]
+    fn with_a_span_several_inline_stores_are_linked_once_when_pinned() {
+        let three = (Some(1), Some(2), None, Some(4));
+        let copy = {
+            let mut pinned =
+                crate::scope(1u64, || crate::scope(2u32, || crate::scope(4u16, capture)));
+            pinned.publish_slowly();
+            assert!(pinned.state.get().publishes(Publish::FewSpan));
+            // Unpinned: relinked at each run, and still `FewSpan`.
+            assert_eq!(reads(&pinned), three);
+            assert!(pinned.state.get().publishes(Publish::FewSpan));
+            // SAFETY: `pinned` stays where it is until it is dropped, at
+            // the end of this block.
+            let top = unsafe { pinned.pinned_top() };
+            assert!(pinned.state.get().publishes(Publish::LinkedSpan));
+            let read = || {
+                (
+                    crate::get::<u64>(),
+                    crate::get::<u32>(),
+                    crate::get::<Aligned32>(),
+                    crate::get::<u16>(),
+                )
+            };
+            assert_eq!(Captured::<SNAPSHOT_WORDS>::run_from(top, read), three);
+            // SAFETY: as above.
+            let again = unsafe { pinned.pinned_top() };
+            assert_eq!(again, top);
+            assert_eq!(reads(&pinned), three);
+            let mut copy = Captured::empty();
+            pinned.clone_into(&mut copy);
+            assert!(
+                copy.state.get().publishes(Publish::FewSpan),
+                "a clone links anew"
+            );
+            copy
+        };
+        assert_eq!(reads(&copy), three);
+    }
 
     #[test]
     fn one_store_alone_takes_the_short_path() {
