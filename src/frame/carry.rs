@@ -181,6 +181,21 @@ impl State {
         self.0 as u8 == how as u8
     }
 
+    /// `publish`, decoded, for the out-of-line paths (the fast path tests
+    /// the byte with [`publishes`](Self::publishes) and
+    /// [`publishes_from_start`](Self::publishes_from_start)).
+    fn publish(self) -> Publish {
+        match self.0 as u8 {
+            0 => Publish::Null,
+            1 => Publish::Inline,
+            2 => Publish::Few,
+            3 => Publish::Linked,
+            6 => Publish::FewSpan,
+            8 => Publish::LinkedSpan,
+            _ => Publish::Slow,
+        }
+    }
+
     /// Whether `publish` is `Inline` or `Linked`: one bit test.
     #[inline(always)]
     fn publishes_from_start(self) -> bool {
@@ -244,6 +259,28 @@ enum Publish {
     FewSpan = 6,
     /// `Linked`, in a snapshot whose owner does something on entry.
     LinkedSpan = 8,
+}
+
+impl Publish {
+    /// What a snapshot of this kind becomes once its links are written
+    /// where it is pinned, if it has links to write once.
+    fn linked(self) -> Option<Publish> {
+        match self {
+            Publish::Few => Some(Publish::Linked),
+            Publish::FewSpan => Some(Publish::LinkedSpan),
+            _ => None,
+        }
+    }
+
+    /// The kind of a copy, whose links are not written yet: the inverse of
+    /// [`linked`](Self::linked).
+    fn unlinked(self) -> Publish {
+        match self {
+            Publish::Linked => Publish::Few,
+            Publish::LinkedSpan => Publish::FewSpan,
+            other => other,
+        }
+    }
 }
 
 /// The `Publish` values (odd ones) that publish the start of the inline
@@ -334,10 +371,9 @@ impl<const W: usize> Captured<W> {
     #[cfg(feature = "tracing")]
     pub(crate) fn publish_slowly(&mut self) {
         let state = self.state.get();
-        let slowly = if state.publishes(Publish::Few) || state.publishes(Publish::FewSpan) {
-            Publish::FewSpan
-        } else {
-            Publish::Slow
+        let slowly = match state.publish() {
+            Publish::Few | Publish::FewSpan => Publish::FewSpan,
+            _ => Publish::Slow,
         };
         self.state.set(state.with_publish(slowly));
     }
@@ -464,11 +500,7 @@ impl<const W: usize> Captured<W> {
     #[inline(never)]
     pub(crate) unsafe fn pinned_top_slow(&self) -> FramePtr {
         let state = self.state.get();
-        let linked = if state.publishes(Publish::Few) {
-            Publish::Linked
-        } else if state.publishes(Publish::FewSpan) {
-            Publish::LinkedSpan
-        } else {
+        let Some(linked) = state.publish().linked() else {
             return self.top_slow();
         };
         let top = self.link_few();
@@ -512,13 +544,11 @@ impl<const W: usize> Captured<W> {
     /// allocation: they were linked when the buffer was filled.
     #[inline(never)]
     pub(crate) fn top_slow(&self) -> FramePtr {
-        let state = self.state.get();
-        if state.publishes(Publish::LinkedSpan) {
+        match self.state.get().publish() {
             // Pinned, and linked there (see `pinned_top_slow`).
-            return FramePtr(Some(self.inline_base().cast()));
-        }
-        if state.publishes(Publish::Few) || state.publishes(Publish::FewSpan) {
-            return self.link_few();
+            Publish::LinkedSpan => return FramePtr(Some(self.inline_base().cast())),
+            Publish::Few | Publish::FewSpan => return self.link_few(),
+            _ => {}
         }
         if let Some(heap) = self.heap() {
             // (A heap buffer holds at least one node once filled.)
@@ -860,14 +890,9 @@ impl<const W: usize> Captured<W> {
             // The same nodes at the same offsets: the same counts, found
             // the same way, written in one piece.
             let state = self.state.get();
-            // The copy's links are not written yet.
-            copy.state.set(if state.publishes(Publish::Linked) {
-                state.with_publish(Publish::Few)
-            } else if state.publishes(Publish::LinkedSpan) {
-                state.with_publish(Publish::FewSpan)
-            } else {
-                state
-            });
+            // (The copy's links are not written yet.)
+            copy.state
+                .set(state.with_publish(state.publish().unlinked()));
         } else {
             copy.filled();
         }
