@@ -44,7 +44,7 @@ use gungraun::{
 
 mod common;
 
-use common::{Leaf, A, B, C, D};
+use common::{scopes4, Leaf, A, B, C, D};
 
 /// The one function whose instructions are counted (the callgrind entry
 /// point). `f` is inlined into it; what `f` returns is dropped by the
@@ -85,11 +85,6 @@ fn count_one_poll(fut: Pin<&mut dyn Future<Output = ()>>) -> Poll<()> {
 /// outside is 4 frames deep.
 fn depth4<R>(f: impl FnOnce() -> R) -> R {
     scope(B(2), || scope(C(3), || scope(D(4), f)))
-}
-
-/// Four nested scopes of different types (A outermost).
-fn scopes4<R>(f: impl FnOnce() -> R) -> R {
-    scope(A(1), || depth4(f))
 }
 
 // ---- per poll ----

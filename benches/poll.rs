@@ -105,12 +105,7 @@ fn bench(c: &mut Criterion) {
         b.iter(|| run(|| Leaf::new().with_snapshot(snapshot.clone())))
     });
     // Four stores: linked once, at the first poll (the future is pinned).
-    let snapshot4 = {
-        use async_local_storage::scope;
-        scope(A(1), || {
-            scope(B(2), || scope(C(3), || scope(D(4), Snapshot::capture)))
-        })
-    };
+    let snapshot4 = common::scopes4(Snapshot::capture);
     g.bench_function("with_snapshot (4 stores)", |b| {
         b.iter(|| run(|| Leaf::new().with_snapshot(snapshot4.clone())))
     });

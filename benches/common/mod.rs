@@ -259,6 +259,13 @@ pub(crate) struct C(pub(crate) u64);
 #[derive(Clone, Copy)]
 pub(crate) struct D(pub(crate) u64);
 
+/// `f` inside four nested scopes of the `u64` newtypes (`A` outermost):
+/// four stores visible, as `nested4` installs them around a future.
+pub(crate) fn scopes4<R>(f: impl FnOnce() -> R) -> R {
+    use async_local_storage::scope;
+    scope(A(1), || scope(B(2), || scope(C(3), || scope(D(4), f))))
+}
+
 /// The leaf inside four nested `with_store` layers of different types.
 pub(crate) fn nested4() -> impl Future<Output = ()> {
     use async_local_storage::WithStore;
