@@ -331,10 +331,11 @@ impl<T: 'static> Node<T> {
 
 #[cfg(feature = "alloc")]
 impl Node<crate::Snapshot> {
-    /// A frame in which exactly the snapshot's stores are visible. Only
-    /// for a [`Framed`], which is pinned before it is entered (see
-    /// [`Node::enter_at`]); never entered with [`Node::enter`].
-    pub(crate) fn snapshot(snapshot: crate::Snapshot) -> Self {
+    /// A frame in which exactly the snapshot's stores are visible. Private
+    /// to this module, for [`Framed::snapshot`] alone: a `Framed` is pinned
+    /// before it is entered (see [`Node::enter_at`]), and this frame is
+    /// never entered with [`Node::enter`], which has no such guarantee.
+    fn snapshot(snapshot: crate::Snapshot) -> Self {
         const { assert!(may_jump::<crate::Snapshot>()) };
         Node {
             header: Header::new(&SNAPSHOT),
@@ -416,8 +417,9 @@ impl<T> Node<T> {
             "a snapshot frame is entered pinned, in a `Framed`"
         );
         // SAFETY: a whole node, borrowed mutably for the call. It is not a
-        // snapshot jump frame: only `with_snapshot` makes those, in a
-        // `Framed` (checked above in debug builds).
+        // snapshot jump frame: only `Framed::snapshot` makes those, and
+        // `Node::snapshot` is private to this module (checked above too, in
+        // debug builds).
         unsafe { Self::enter_at(NonNull::from(self), f) }
     }
 
@@ -763,6 +765,16 @@ impl<F, T> Drop for Framed<F, T> {
                 ManuallyDrop::drop(&mut *core::ptr::addr_of_mut!((*this).inner))
             });
         }
+    }
+}
+
+#[cfg(feature = "alloc")]
+impl<F> Framed<F, crate::Snapshot> {
+    /// `inner` with `snapshot` restored around it: the only way to make a
+    /// snapshot jump frame, so that every one is in a `Framed`, pinned
+    /// before it is entered (LINK).
+    pub(crate) fn snapshot(inner: F, snapshot: crate::Snapshot) -> Self {
+        Framed::new(inner, Node::snapshot(snapshot))
     }
 }
 

@@ -352,8 +352,9 @@ pub trait WithStore: Sized {
     #[cfg(feature = "alloc")]
     #[cfg_attr(docsrs, doc(cfg(feature = "alloc")))]
     fn with_snapshot(self, snapshot: crate::Snapshot) -> Scoped<Self, crate::Snapshot> {
-        let node = snapshot.node();
-        Scoped::new(self, node)
+        Scoped {
+            framed: Framed::snapshot(self, snapshot),
+        }
     }
 }
 

@@ -5,7 +5,7 @@ use core::marker::PhantomPinned;
 use core::pin::Pin;
 
 use crate::frame::carry::{Captured, SNAPSHOT_WORDS};
-use crate::frame::{FramePtr, Node};
+use crate::frame::FramePtr;
 
 /// The stores visible at one point, copied so they can move to another task
 /// or thread and be made visible there again.
@@ -293,10 +293,6 @@ impl Snapshot {
     pub fn bind<F: FnOnce() -> R, R>(f: F) -> impl FnOnce() -> R {
         let snapshot = Snapshot::capture();
         move || snapshot.run(f)
-    }
-
-    pub(crate) fn node(self) -> Node<Snapshot> {
-        Node::snapshot(self)
     }
 }
 
