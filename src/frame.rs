@@ -335,8 +335,10 @@ impl Node<crate::Snapshot> {
     /// to this module, for [`Framed::snapshot`] alone: a `Framed` is pinned
     /// before it is entered (see [`Node::enter_at`]), and this frame is
     /// never entered with [`Node::enter`], which has no such guarantee.
-    fn snapshot(snapshot: crate::Snapshot) -> Self {
+    fn snapshot(mut snapshot: crate::Snapshot) -> Self {
         const { assert!(may_jump::<crate::Snapshot>()) };
+        // Unmarked again only by `Framed::into_parts`.
+        snapshot.mark_jump(true);
         Node {
             header: Header::new(&SNAPSHOT),
             value: snapshot,
@@ -404,6 +406,32 @@ impl<T> Node<T> {
         core::ptr::eq(header_meta, meta).then_some(jump)
     }
 
+    /// Where reads continue inside the frame at `this`, when it is a
+    /// `with_snapshot` jump frame whose snapshot publishes its first node
+    /// with nothing to do first: one compare of the snapshot's state, which
+    /// also tells such a frame from a `Snapshot` kept as an ordinary store
+    /// (only a jump frame's snapshot is marked, see `Captured::mark_jump`).
+    /// Every other `T` skips it at compile time.
+    ///
+    /// # Safety
+    /// As for [`enter_at`](Self::enter_at).
+    #[cfg(feature = "alloc")]
+    #[inline(always)]
+    unsafe fn snapshot_jump_top(this: NonNull<Self>) -> Option<FramePtr>
+    where
+        T: 'static,
+    {
+        if TypeId::of::<T>() != TypeId::of::<crate::Snapshot>() {
+            return None;
+        }
+        // SAFETY: (TYPE) `T` is `Snapshot`, so the caller's frame is
+        // `Node<Snapshot>`-shaped, alive and borrowed by the caller; only
+        // the value is read. (LINK) a marked snapshot is a jump frame's,
+        // so pinned: its one node has a null link, or its several nodes
+        // were linked where it stays.
+        unsafe { Node::value_at(this.cast::<Node<crate::Snapshot>>()) }.jump_top()
+    }
+
     /// Runs `f` with this frame innermost: a store, hiding or isolating
     /// frame on the stack (`scope`, `exit`, `isolate`).
     #[inline]
@@ -443,6 +471,35 @@ impl<T> Node<T> {
     where
         T: 'static,
     {
+        #[cfg(feature = "alloc")]
+        if TypeId::of::<T>() == TypeId::of::<crate::Snapshot>() {
+            // SAFETY: guaranteed by the caller.
+            return match unsafe { Self::snapshot_jump_top(this) } {
+                // The usual poll of a `with_snapshot` future: one compare,
+                // and nothing else out of line.
+                Some(top) => {
+                    let prev = imp::enter(|_| top);
+                    let _restore = Restore(prev);
+                    f()
+                }
+                // SAFETY: guaranteed by the caller.
+                None => unsafe { Self::enter_frame_out_of_line(this, f) },
+            };
+        }
+        // SAFETY: guaranteed by the caller.
+        unsafe { Self::enter_frame(this, f) }
+    }
+
+    /// [`enter_at`](Self::enter_at) in every case but the usual
+    /// `with_snapshot` poll.
+    ///
+    /// # Safety
+    /// As for [`enter_at`](Self::enter_at).
+    #[inline(always)]
+    unsafe fn enter_frame<R>(this: NonNull<Self>, f: impl FnOnce() -> R) -> R
+    where
+        T: 'static,
+    {
         // SAFETY: guaranteed by the caller.
         if let Some(jump) = unsafe { Self::jump_of(this) } {
             // SAFETY: guaranteed by the caller; a frame of that kind.
@@ -456,6 +513,23 @@ impl<T> Node<T> {
         });
         let _restore = Restore(prev);
         f()
+    }
+
+    /// [`enter_frame`](Self::enter_frame), for a frame holding a `Snapshot`
+    /// that is not the usual `with_snapshot` poll (a first poll that links
+    /// several stores, a span, a `Snapshot` kept as an ordinary store): out
+    /// of line, so that the usual poll is straight-line code.
+    ///
+    /// # Safety
+    /// As for [`enter_at`](Self::enter_at).
+    #[cfg(feature = "alloc")]
+    #[inline(never)]
+    unsafe fn enter_frame_out_of_line<R>(this: NonNull<Self>, f: impl FnOnce() -> R) -> R
+    where
+        T: 'static,
+    {
+        // SAFETY: guaranteed by the caller.
+        unsafe { Self::enter_frame(this, f) }
     }
 
     /// [`enter`](Self::enter) for a jump frame, kept apart so that the hot
@@ -810,15 +884,22 @@ impl<F, T> Framed<F, T> {
         // SAFETY: nothing is moved out of the pinned `Framed`: the frame is
         // entered in place, and `inner` is only handed out pinned.
         let this: *mut Self = unsafe { self.get_unchecked_mut() };
-        // SAFETY: `inner` is structurally pinned: `Framed` is pinned, and
-        // `inner` is never moved while it is (only `into_parts`, which takes
-        // the unpinned `self`, moves it). The borrow covers `inner` only,
-        // not the frame before it.
-        let inner = unsafe { Pin::new_unchecked(&mut **core::ptr::addr_of_mut!((*this).inner)) };
         // SAFETY: the prefix of the `Framed` is a `Node<T>`-shaped frame,
         // borrowed mutably (through `self`) for the call; `inner`, the only
         // other borrow, covers other bytes.
-        unsafe { Node::enter_at(Self::node(this), || f(inner)) }
+        unsafe {
+            Node::enter_at(Self::node(this), || {
+                // SAFETY: `inner` is structurally pinned: `Framed` is
+                // pinned, and `inner` is never moved while it is (only
+                // `into_parts`, which takes the unpinned `self`, moves it).
+                // The borrow covers `inner` only, not the frame before it.
+                // (Made inside the call, from `this`, so that each way into
+                // the frame derives it where it needs it.)
+                f(Pin::new_unchecked(&mut **core::ptr::addr_of_mut!(
+                    (*this).inner
+                )))
+            })
+        }
     }
 
     pub(crate) fn inner(&self) -> &F {
@@ -840,14 +921,24 @@ impl<F, T> Framed<F, T> {
 
     pub(crate) fn into_parts(self) -> (F, T) {
         let this = ManuallyDrop::new(self);
+        #[cfg_attr(not(feature = "alloc"), allow(unused_mut))]
         // SAFETY: `this` is never used or dropped again, so each field is
         // read out exactly once and the destructor (which would drop `inner`
         // a second time) does not run. The header needs no drop.
-        unsafe {
+        let (inner, mut value) = unsafe {
             (
                 ManuallyDrop::into_inner(core::ptr::read(&this.inner)),
                 core::ptr::read(&this.value),
             )
+        };
+        #[cfg(feature = "alloc")]
+        if may_jump::<T>() && core::ptr::eq(this.header.meta, &SNAPSHOT) {
+            // SAFETY: (TYPE) only `Node::snapshot` puts `SNAPSHOT` in a
+            // header, that of a `Node<Snapshot>`: `T` is `Snapshot`.
+            let snapshot = unsafe { &mut *(&mut value as *mut T).cast::<crate::Snapshot>() };
+            // Out of the jump frame: an ordinary snapshot again.
+            snapshot.mark_jump(false);
         }
+        (inner, value)
     }
 }

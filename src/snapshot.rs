@@ -316,6 +316,20 @@ impl Snapshot {
         self.inner.stores.fast_top()
     }
 
+    /// Marks or unmarks this snapshot as the value of a `with_snapshot`
+    /// frame: see `Captured::mark_jump`.
+    pub(crate) fn mark_jump(&mut self, jump: bool) {
+        self.inner.stores.mark_jump(jump);
+    }
+
+    /// The first node, when this is the marked snapshot of a
+    /// `with_snapshot` frame with nothing to do on entry: one compare. See
+    /// `Captured::jump_top`.
+    #[inline(always)]
+    pub(crate) fn jump_top(&self) -> Option<FramePtr> {
+        self.inner.stores.jump_top()
+    }
+
     /// The span to enter with the snapshot, unless it is none.
     #[cfg(feature = "tracing")]
     #[inline]

@@ -133,6 +133,31 @@ fn a_snapshot_kept_as_a_store_is_an_ordinary_store() {
 }
 
 #[test]
+fn a_snapshot_taken_out_of_a_with_snapshot_future_is_an_ordinary_store_again() {
+    // A restored snapshot is marked as such while `with_snapshot` holds it;
+    // what leaves that future (a clone of it, or the snapshot itself from
+    // `into_parts`) is an ordinary value again: kept as a store, it hides
+    // nothing.
+    let len = || async_local_storage::with(|s: Option<&Snapshot>| s.map(Snapshot::len));
+    let as_a_store = |snapshot: Snapshot| {
+        scope(RequestId(9), || {
+            scope(snapshot, || (get::<RequestId>(), get::<User>(), len()))
+        })
+    };
+    let kept = (Some(RequestId(9)), None, Some(1));
+    let parent = scope(User("parent"), Snapshot::capture);
+    let mut fut = Box::pin(async { yield_now().await }.with_snapshot(parent));
+    assert!(poll_once(fut.as_mut()).is_pending());
+    assert_eq!(as_a_store(fut.value().clone()), kept);
+    let copy = fut.value().clone();
+    let (fut, parent) = async { get::<User>() }.with_snapshot(copy).into_parts();
+    let copy = parent.clone();
+    assert_eq!(as_a_store(parent), kept);
+    // And it restores as before, once given back to `with_snapshot`.
+    assert_eq!(block_on(fut.with_snapshot(copy)), Some(User("parent")));
+}
+
+#[test]
 fn a_pinned_snapshot_of_several_stores_stays_right_across_polls() {
     // Three inline stores: linked once, at the first poll, where the
     // future is pinned (a `Box` here), and published as they are after.

@@ -181,25 +181,31 @@ impl State {
         self.0 as u8 == how as u8
     }
 
-    /// `publish`, decoded, for the out-of-line paths (the fast path tests
-    /// the byte with [`publishes`](Self::publishes) and
+    /// `publish`, decoded (without the [`JUMP`] mark), for the out-of-line
+    /// paths (the fast path tests the byte with
+    /// [`publishes`](Self::publishes) and
     /// [`publishes_from_start`](Self::publishes_from_start)).
     fn publish(self) -> Publish {
-        match self.0 as u8 {
+        match self.0 as u8 & !JUMP {
             0 => Publish::Null,
             1 => Publish::Inline,
             2 => Publish::Few,
-            3 => Publish::Linked,
             6 => Publish::FewSpan,
             8 => Publish::LinkedSpan,
             _ => Publish::Slow,
         }
     }
 
-    /// Whether `publish` is `Inline` or `Linked`: one bit test.
+    /// Whether `publish` is `Inline`, marked or not: one bit test.
     #[inline(always)]
     fn publishes_from_start(self) -> bool {
         self.0 as u8 & FROM_START != 0
+    }
+
+    /// Whether `publish` is `Inline` with the [`JUMP`] mark: one compare.
+    #[inline(always)]
+    fn jumps_from_start(self) -> bool {
+        self.0 as u8 == Publish::Inline as u8 | JUMP
     }
 
     #[inline(always)]
@@ -219,9 +225,32 @@ impl State {
         State(self.0 | u64::from(bits) << Self::BITS_SHIFT)
     }
 
+    /// With `publish` set, and the [`JUMP`] mark kept.
     #[inline(always)]
     fn with_publish(self, publish: Publish) -> State {
-        State(self.0 & !u64::from(u8::MAX) | publish as u64)
+        State(self.0 & !u64::from(!JUMP) | publish as u64)
+    }
+
+    /// With the [`JUMP`] mark set or cleared.
+    #[inline(always)]
+    fn with_jump(self, jump: bool) -> State {
+        let marked = if jump { u64::from(JUMP) } else { 0 };
+        State(self.0 & !u64::from(JUMP) | marked)
+    }
+
+    /// The counts of an inline copy, whose links are not written yet (the
+    /// inverse of [`Publish::linked`]), and which is not a jump frame's.
+    #[inline(always)]
+    fn unlinked(self) -> State {
+        let state = self.with_jump(false);
+        let publish = state.0 as u8;
+        if publish == Publish::Inline as u8 && state.len() > 1 {
+            state.with_publish(Publish::Few)
+        } else if publish == Publish::LinkedSpan as u8 {
+            state.with_publish(Publish::FewSpan)
+        } else {
+            state
+        }
     }
 
     /// One more node written.
@@ -239,17 +268,15 @@ impl State {
 enum Publish {
     /// No node: reads find nothing.
     Null = 0,
-    /// One inline node: the start of the inline buffer. (Its link is null,
-    /// so nothing needs writing.)
+    /// The start of the inline buffer, with nothing to write first: one
+    /// inline node (its link is null), or two to five whose links are
+    /// written for where the snapshot is pinned ([`Captured::pinned_top`]:
+    /// a pinned snapshot never moves again, so its links stay right until
+    /// it is dropped; a clone of several is `Few` again).
     Inline = 1,
     /// Two to five inline nodes, whose offsets `size` holds: the start of
     /// the inline buffer, once the links are rewritten from those offsets.
     Few = 2,
-    /// `Few` whose links are written for where the snapshot is pinned
-    /// ([`Captured::pinned_top`]): the start of the inline buffer, as for
-    /// `Inline`. A pinned snapshot never moves again, so its links stay
-    /// right until it is dropped; a clone is `Few` again.
-    Linked = 3,
     /// Anything else (several inline nodes to relink, a heap buffer, or
     /// something the owner does on entry): [`Captured::top_slow`].
     Slow = 4,
@@ -257,7 +284,8 @@ enum Publish {
     /// the span captured with it): out of line, but linked only once when
     /// pinned, as `Few` is.
     FewSpan = 6,
-    /// `Linked`, in a snapshot whose owner does something on entry.
+    /// `Few` linked where the snapshot is pinned (as `Inline` is), in a
+    /// snapshot whose owner does something on entry.
     LinkedSpan = 8,
 }
 
@@ -266,34 +294,29 @@ impl Publish {
     /// where it is pinned, if it has links to write once.
     fn linked(self) -> Option<Publish> {
         match self {
-            Publish::Few => Some(Publish::Linked),
+            Publish::Few => Some(Publish::Inline),
             Publish::FewSpan => Some(Publish::LinkedSpan),
             _ => None,
         }
     }
-
-    /// The kind of a copy, whose links are not written yet: the inverse of
-    /// [`linked`](Self::linked).
-    fn unlinked(self) -> Publish {
-        match self {
-            Publish::Linked => Publish::Few,
-            Publish::LinkedSpan => Publish::FewSpan,
-            other => other,
-        }
-    }
 }
 
-/// The `Publish` values (odd ones) that publish the start of the inline
-/// buffer with nothing to write first: `Inline` and `Linked`.
+/// The bit of the `Publish` byte that says `publish` is `Inline` (the one
+/// odd value): the start of the inline buffer, with nothing to write first.
 const FROM_START: u8 = 1;
+/// The bit of the `Publish` byte that marks the snapshot of a
+/// `with_snapshot` jump frame, set only by [`Captured::mark_jump`] (see
+/// there): the poll of such a frame tests the jump and the publish kind
+/// with one compare ([`Captured::jump_top`]).
+const JUMP: u8 = 0x80;
 const _: () = assert!(
     Publish::Inline as u8 & FROM_START != 0
-        && Publish::Linked as u8 & FROM_START != 0
         && Publish::Null as u8 & FROM_START == 0
         && Publish::Few as u8 & FROM_START == 0
         && Publish::Slow as u8 & FROM_START == 0
         && Publish::FewSpan as u8 & FROM_START == 0
         && Publish::LinkedSpan as u8 & FROM_START == 0
+        && Publish::LinkedSpan as u8 & JUMP == 0
 );
 
 // SAFETY: every node holds a `T: Send` (only such types have a `Carry`), and
@@ -471,6 +494,29 @@ impl<const W: usize> Captured<W> {
             return Some(FramePtr(Some(self.inline_base().cast())));
         }
         state.publishes(Publish::Null).then_some(FramePtr::NULL)
+    }
+
+    /// Marks (or unmarks) this snapshot as the value of a `with_snapshot`
+    /// jump frame: only `Node::snapshot` sets the mark, and only
+    /// `Framed::into_parts` (the one way to move the value out of such a
+    /// frame) clears it; a clone is unmarked. So the poll of a frame
+    /// holding a `Snapshot` tells a jump frame from an ordinary store with
+    /// the same one compare that finds its top
+    /// ([`jump_top`](Self::jump_top)).
+    pub(crate) fn mark_jump(&mut self, jump: bool) {
+        self.state.set(self.state.get().with_jump(jump));
+    }
+
+    /// The first node, when this is the marked snapshot of a jump frame
+    /// (see [`mark_jump`](Self::mark_jump)) whose top is the start of the
+    /// inline buffer with nothing to write first: one inline node, or
+    /// several already linked where the frame is pinned. One compare.
+    #[inline(always)]
+    pub(crate) fn jump_top(&self) -> Option<FramePtr> {
+        let state = self.state.get();
+        state
+            .jumps_from_start()
+            .then(|| FramePtr(Some(self.inline_base().cast())))
     }
 
     /// [`top`](Self::top) for a snapshot that stays where it is until it
@@ -891,8 +937,7 @@ impl<const W: usize> Captured<W> {
             // the same way, written in one piece.
             let state = self.state.get();
             // (The copy's links are not written yet.)
-            copy.state
-                .set(state.with_publish(state.publish().unlinked()));
+            copy.state.set(state.unlinked());
         } else {
             copy.filled();
         }
