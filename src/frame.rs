@@ -62,7 +62,11 @@
 //! first entry, and keeps them: it never moves again, and a pinned `!Unpin`
 //! value is never reborrowed as unique, so the pointers stay usable (the
 //! rule that lets an `async` block keep references into itself). A clone's
-//! links are written anew.
+//! links are written anew. Only the snapshot of a jump frame carries the
+//! jump mark ([`carry::Captured::mark_jump`]): `Node::snapshot` sets it,
+//! `Framed::into_parts` (the one way out of such a frame) clears it, and a
+//! clone never has it; so a marked snapshot is pinned, and the poll of a
+//! frame holding a `Snapshot` trusts the mark instead of the frame's meta.
 
 use core::any::TypeId;
 use core::fmt;

@@ -14,6 +14,7 @@ mod common;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::pin::pin;
 
 use async_local_storage::{
@@ -573,6 +574,53 @@ fn a_panicking_clone_during_capture_leaks_nothing() {
         1,
         "the Arc copied before the panic"
     );
+}
+
+#[test]
+fn a_panicking_clone_during_snapshot_clone_leaks_nothing() {
+    /// A store whose clone panics once armed (after the capture).
+    #[derive(Debug)]
+    struct PanicsWhenArmed(std::sync::Arc<std::sync::atomic::AtomicBool>);
+    impl Clone for PanicsWhenArmed {
+        fn clone(&self) -> Self {
+            if self.0.load(std::sync::atomic::Ordering::Relaxed) {
+                std::panic::panic_any(CloneFailed)
+            }
+            PanicsWhenArmed(self.0.clone())
+        }
+    }
+    struct CloneFailed;
+
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if info.payload().downcast_ref::<CloneFailed>().is_none() {
+            default_hook(info);
+        }
+    }));
+    let counted = std::sync::Arc::new(());
+    // One store (`clone`'s short path), then several, then past the inline
+    // capacity: the copies made before the panic are freed.
+    for stores in 1..=3 {
+        let armed = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let store = PanicsWhenArmed(armed.clone());
+        let snapshot = scope(store, || match stores {
+            1 => Snapshot::capture(),
+            2 => scope(counted.clone(), Snapshot::capture),
+            _ => scope(counted.clone(), || scope([7u8; 4096], Snapshot::capture)),
+        });
+        assert_eq!(snapshot.len(), stores);
+        armed.store(true, std::sync::atomic::Ordering::Relaxed);
+        let attempt = || std::panic::catch_unwind(AssertUnwindSafe(|| snapshot.clone().len()));
+        assert!(attempt().is_err(), "the clone panics"); // warm up
+        let (outcome, allocs) = count(attempt);
+        assert!(outcome.is_err());
+        assert_eq!(allocs.allocs, allocs.frees, "{stores} stores: {allocs:?}");
+        // The original is untouched.
+        armed.store(false, std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(snapshot.clone().len(), stores);
+        drop(snapshot);
+        assert_eq!(std::sync::Arc::strong_count(&counted), 1, "{stores} stores");
+    }
 }
 
 #[test]

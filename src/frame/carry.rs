@@ -521,7 +521,7 @@ impl<const W: usize> Captured<W> {
 
     /// [`top`](Self::top) for a snapshot that stays where it is until it
     /// is dropped: two to five inline nodes are linked once, at the first
-    /// call, and published as they are afterwards (`Linked`).
+    /// call, and published as they are afterwards (`Inline`).
     ///
     /// # Safety
     /// `self` is pinned: it does not move until it is dropped. (The owner
@@ -582,7 +582,7 @@ impl<const W: usize> Captured<W> {
     }
 
     /// [`top`](Self::top) in every case. Inline nodes are relinked at every
-    /// call (when there are two or more) unless they are `Linked`: an
+    /// call (when there are two or more) unless they are linked (`Inline`): an
     /// unpinned buffer moves with the snapshot, and even where it does not,
     /// a pointer kept from an earlier call may no longer be used once the
     /// snapshot (or the future holding it) has been mutably borrowed again.
@@ -646,24 +646,37 @@ impl<const W: usize> Captured<W> {
         f()
     }
 
-    /// Writes a clone of the store at `src` at `offset`.
+    /// Writes a clone of the store at `src` at `offset`, in the inline
+    /// buffer if `inline` (known there, which saves testing for a heap
+    /// buffer), else wherever the nodes are.
     ///
     /// # Safety
     /// `src` heads a live carried store with that carry (TYPE, LIFO), and
     /// the node fits in the buffer at `offset`, a multiple of
-    /// `self.align()`.
+    /// `self.align()`; if `inline`, the nodes are inline.
     #[inline(always)]
-    unsafe fn push(&mut self, offset: usize, src: NonNull<Header>, carry: &Carry) {
-        // SAFETY: guaranteed by the caller: in bounds. (The address derives
-        // from `self` here: a pointer made before this `&mut self` would no
-        // longer be usable under it.)
-        let dst = unsafe { self.base().as_ptr().add(offset) };
+    unsafe fn push(&mut self, inline: bool, offset: usize, src: NonNull<Header>, carry: &Carry) {
+        // (The address derives from `self` here: a pointer made before this
+        // `&mut self` would no longer be usable under it.)
+        let base = if inline {
+            self.inline_base()
+        } else {
+            self.base()
+        };
+        // SAFETY: guaranteed by the caller: in bounds.
+        let dst = unsafe { base.as_ptr().add(offset) };
         // SAFETY: `dst` is in the buffer, aligned (`offset` and the base are
         // multiples of `align` >= `carry.align`), with room for the node.
         unsafe { (carry.clone_into)(src, NonNull::new_unchecked(dst).cast()) };
-        // Counted only once written: a panicking clone leaves `len` nodes to
-        // drop. (`reserve` checked that the total fits.)
-        self.state.set(self.state.get().counted());
+        // Counted only once written, with whether it needs dropping, in one
+        // write: a panicking clone leaves `len` nodes to drop. (`reserve`
+        // checked that the total fits.)
+        let counted = self.state.get().counted();
+        self.state.set(if carry.drop.is_some() {
+            counted.or_bits(NEEDS_DROP)
+        } else {
+            counted
+        });
     }
 }
 
@@ -832,31 +845,23 @@ impl<const W: usize> Captured<W> {
             if maybe_shadowed && shadowed(top, src, header.meta.type_id) {
                 continue;
             }
-            if self.state.get().bits() & HEAP == 0
-                && !fits(offset + carry.size, carry, Self::INLINE_BYTES)
-            {
-                offset = self.spill(top);
+            if !fits(offset + carry.size, carry, Self::INLINE_BYTES) {
+                // SAFETY: `src` is this walk's current frame, a carried
+                // store, not shadowed.
+                return unsafe { self.capture_rest_on_heap(top, src) };
             }
-            // (Inline offsets are below 256; heap ones are not used.)
+            // (Inline offsets are below 256.)
             offsets = (offsets >> 8) | ((offset as u32) << 24);
             // SAFETY: (TYPE, LIFO) `src` is a live carried store with this
-            // carry. It fits: inline, by the check above (inline nodes are
-            // multiples of `INLINE_ALIGN`, so `offset` is one); on the heap,
-            // `spill` sized the buffer for every store of this walk.
-            unsafe { self.push(offset, src, carry) };
-            if carry.drop.is_some() {
-                self.state.set(self.state.get().or_bits(NEEDS_DROP));
-            }
-            offset = if self.state.get().bits() & HEAP == 0 {
-                // Inline nodes need no padding: their sizes are multiples
-                // of the buffer's alignment.
-                offset + carry.size
-            } else {
-                align_up(offset + carry.size, self.align())
-            };
+            // carry. It fits, by the check above (inline nodes are multiples
+            // of `INLINE_ALIGN`, so `offset` is one).
+            unsafe { self.push(true, offset, src, carry) };
+            // Inline nodes need no padding: their sizes are multiples of the
+            // buffer's alignment.
+            offset += carry.size;
         }
         let len = self.state.get().len();
-        if self.state.get().bits() & HEAP == 0 && (2..=5).contains(&len) {
+        if (2..=5).contains(&len) {
             // The first node's offset (0) and any before it shift out.
             self.state.set(
                 self.state
@@ -864,6 +869,38 @@ impl<const W: usize> Captured<W> {
                     .with_size(offsets >> (8 * (5 - u32::from(len)))),
             );
         }
+        self.filled();
+    }
+
+    /// The rest of [`capture_walk`](Self::capture_walk) from the frame at
+    /// `from`, the first store that does not fit inline: moves the nodes
+    /// copied so far to one heap buffer sized for every store of the walk,
+    /// and goes on there. Out of line, so that the inline walk keeps no
+    /// state for it.
+    ///
+    /// # Safety
+    /// `from` is a frame of the walk from `top`, a carried store that is
+    /// not shadowed, and every store before it that a capture takes is
+    /// copied (inline).
+    #[cold]
+    #[inline(never)]
+    unsafe fn capture_rest_on_heap(&mut self, top: FramePtr, from: NonNull<Header>) {
+        let mut offset = self.spill(top);
+        let align = self.align();
+        let mut reached = false;
+        // The same walk (`each_carried` takes the same stores in the same
+        // order), copying from `from` on.
+        let _ = each_carried(top, |src, carry| {
+            reached |= src == from;
+            if reached {
+                // SAFETY: (TYPE, LIFO) `src` is a live carried store with
+                // this carry; `spill` sized the heap buffer for every store
+                // of this walk, at offsets that are multiples of `align`.
+                unsafe { self.push(false, offset, src, carry) };
+                offset = align_up(offset + carry.size, align);
+            }
+            ControlFlow::Continue(())
+        });
         self.filled();
     }
 
@@ -917,7 +954,23 @@ impl<const W: usize> Captured<W> {
     #[inline]
     pub(crate) fn clone_into(&self, copy: &mut Captured<W>) {
         debug_assert_eq!(copy.len(), 0);
-        if self.len() == 0 {
+        let state = self.state.get();
+        if state.len() == 0 {
+            return;
+        }
+        if state.len() == 1 && state.bits() & HEAP == 0 {
+            // The usual case, one inline node, without the walk.
+            let src = self.inline_base().cast::<Header>();
+            // SAFETY: the buffer's one node, written, starts with a header.
+            let carry = carry_of(unsafe { src.as_ref() });
+            // SAFETY: (TYPE) `src` heads a live carried store with this
+            // carry; the copy's empty inline buffer has the same size and
+            // alignment, so it fits at the same offset, 0.
+            unsafe { (carry.clone_into)(src, copy.inline_base().cast()) };
+            // The same counts (a single node's link is null), in one write
+            // once the node is written: a panicking clone leaves the copy
+            // empty.
+            copy.state.set(state.unlinked());
             return;
         }
         copy.reserve_like(self);
@@ -930,7 +983,7 @@ impl<const W: usize> Captured<W> {
             // SAFETY: `src` is a written node of `self`, at `offset`, a
             // carried store (TYPE); `copy` has the same layout, so the node
             // fits at the same offset.
-            unsafe { copy.push(offset, src, carry) };
+            unsafe { copy.push(false, offset, src, carry) };
         }
         if self.heap().is_none() {
             // The same nodes at the same offsets: the same counts, found
