@@ -20,8 +20,15 @@
 //!   `Snapshot::clone` of a 1-store snapshot;
 //! * `scoped_drop_*`: create and drop a `Scoped<Ready<()>, u64>` (its drop
 //!   enters the frame), outside any scope and inside 1 and 4 scopes;
-//! * `tokio_*`: tokio `task_local!` equivalents, for reference only (the
-//!   gate does not check them).
+//! * `spawn_adapter_*`: one task's whole life on a tokio current-thread
+//!   runtime, spawned through the adapter from a parent with 1 or 4 stores:
+//!   spawn, poll, completion, join, plus the `block_on` and the parent's
+//!   poll that every `spawn` figure includes alike;
+//! * `tokio_*`: references, which the gate does not check: tokio
+//!   `task_local!` equivalents of the poll and read figures, and the same
+//!   task spawned with plain `tokio::spawn` (from a parent with 1 or 4
+//!   stores), with a fixed store attached (`with_store`, no capture), and
+//!   re-scoping one `task_local!` key.
 //!
 //! Run: `scripts/instructions.sh` (installs the runner, prints the table,
 //! checks the baseline), or `cargo bench --features tokio --bench instructions`
@@ -188,6 +195,80 @@ fn scoped_drop_in_4() {
     scopes4(create_and_drop);
 }
 
+// ---- a task's whole life on a tokio current-thread runtime ----
+
+/// A current-thread runtime (no I/O or time driver: nothing in it depends
+/// on the clock), warmed up by one spawn.
+fn runtime() -> tokio::runtime::Runtime {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    rt.block_on(async { tokio::spawn(async {}).await.unwrap() });
+    rt
+}
+
+/// Counts `rt.block_on(parent)`: the parent spawns one empty task, which
+/// runs, and awaits it. So the figure is one task's spawn, poll, completion
+/// and join, plus the same `block_on` and parent poll in every variant.
+fn count_one_task(rt: &tokio::runtime::Runtime, parent: impl Future<Output = ()>) {
+    let parent = black_box(parent);
+    measured_op(|| rt.block_on(parent));
+}
+
+#[library_benchmark]
+fn spawn_adapter_1() {
+    let rt = runtime();
+    let parent = async {
+        async_local_storage::adapters::tokio::spawn(async {})
+            .await
+            .unwrap()
+    };
+    count_one_task(&rt, parent.with_store(A(1)));
+}
+
+#[library_benchmark]
+fn spawn_adapter_4() {
+    let rt = runtime();
+    let parent = async {
+        async_local_storage::adapters::tokio::spawn(async {})
+            .await
+            .unwrap()
+    };
+    count_one_task(&rt, common::stores4(parent));
+}
+
+#[library_benchmark]
+fn tokio_spawn_bare() {
+    let rt = runtime();
+    let parent = async { tokio::spawn(async {}).await.unwrap() };
+    count_one_task(&rt, parent.with_store(A(1)));
+}
+
+#[library_benchmark]
+fn tokio_spawn_bare_in_4() {
+    let rt = runtime();
+    let parent = async { tokio::spawn(async {}).await.unwrap() };
+    count_one_task(&rt, common::stores4(parent));
+}
+
+#[library_benchmark]
+fn tokio_spawn_with_store() {
+    let rt = runtime();
+    let parent = async { tokio::spawn(async {}.with_store(A(7))).await.unwrap() };
+    count_one_task(&rt, parent.with_store(A(1)));
+}
+
+#[library_benchmark]
+fn tokio_spawn_task_local() {
+    let rt = runtime();
+    let parent = async {
+        tokio::spawn(TL_A.scope(TL_A.get(), async {}))
+            .await
+            .unwrap()
+    };
+    count_one_task(&rt, TL_A.scope(A(1), parent));
+}
+
 // ---- tokio task_local! (reference, not gated) ----
 
 #[library_benchmark]
@@ -247,8 +328,27 @@ library_benchmark_group!(
     ]
 );
 
+library_benchmark_group!(
+    name = spawn,
+    benchmarks = [
+        spawn_adapter_1,
+        spawn_adapter_4,
+        tokio_spawn_bare,
+        tokio_spawn_bare_in_4,
+        tokio_spawn_with_store,
+        tokio_spawn_task_local
+    ]
+);
+
 main!(
     config = LibraryBenchmarkConfig::default()
         .tool(Callgrind::default().entry_point(EntryPoint::Custom(ENTRY_POINT.to_owned()))),
-    library_benchmark_groups = [per_poll, per_read, snapshot, scoped_drop, tokio_reference]
+    library_benchmark_groups = [
+        per_poll,
+        per_read,
+        snapshot,
+        scoped_drop,
+        spawn,
+        tokio_reference
+    ]
 );

@@ -78,11 +78,7 @@ fn one_store<F: Future>(parent: F) -> impl Future<Output = F::Output> {
 
 /// The parent with four stores.
 fn four_stores<F: Future>(parent: F) -> impl Future<Output = F::Output> {
-    parent
-        .with_store(black_box(A(7)))
-        .with_store(black_box(B(2)))
-        .with_store(black_box(C(3)))
-        .with_store(black_box(D(4)))
+    common::stores4(parent)
 }
 
 /// Spawns `TASKS` empty tasks with `$spawn` and awaits them, inside a parent

@@ -2,8 +2,8 @@
 # The instruction-count gate (issue 12): runs `benches/instructions.rs` under
 # callgrind (gungraun), prints `name | baseline | now | change`, and fails when
 # any of our figures grows by more than 5% over `benches/instructions.baseline`.
-# The tokio `task_local!` figures (names starting with `tokio_`) are shown for
-# reference and never fail the gate.
+# The references (names starting with `tokio_`: tokio's `task_local!` and
+# plain spawns) are shown and never fail the gate.
 #
 #   scripts/instructions.sh            # check against the baseline
 #   scripts/instructions.sh --update   # rewrite the baseline with this run

@@ -266,14 +266,19 @@ pub(crate) fn scopes4<R>(f: impl FnOnce() -> R) -> R {
     scope(A(1), || scope(B(2), || scope(C(3), || scope(D(4), f))))
 }
 
-/// The leaf inside four nested `with_store` layers of different types.
-pub(crate) fn nested4() -> impl Future<Output = ()> {
+/// `fut` inside four nested `with_store` layers of the `u64` newtypes (`A`
+/// innermost).
+pub(crate) fn stores4<F: Future>(fut: F) -> impl Future<Output = F::Output> {
     use async_local_storage::WithStore;
-    Leaf::new()
-        .with_store(black_box(A(1)))
+    fut.with_store(black_box(A(1)))
         .with_store(black_box(B(2)))
         .with_store(black_box(C(3)))
         .with_store(black_box(D(4)))
+}
+
+/// The leaf inside four nested `with_store` layers of different types.
+pub(crate) fn nested4() -> impl Future<Output = ()> {
+    stores4(Leaf::new())
 }
 
 /// The interleaved mode of the benches on thread pools and servers
