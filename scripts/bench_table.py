@@ -24,7 +24,9 @@ benches/instructions.baseline, written by `scripts/instructions.sh --update`)
 for the rows that have a counterpart there (see COUNTERPARTS), and a second
 table lists every count of the baseline. Criterion times an iteration that
 may include building the future (amortised over 10,001 polls) or a drop
-(`capture`); the count is one operation alone, so compare counts with counts.
+(`capture`); the count is one operation alone (for the tokio
+current-thread spawn rows, one task's spawn, poll and join, plus a
+`block_on` and its parent's poll), so compare counts with counts.
 
 Rows keep the order in which criterion wrote them (the benchmarks' order in
 the source, when the whole suite was run at once); groups likewise. Only
@@ -55,6 +57,19 @@ COUNTERPARTS = {
     ("read", "tokio LocalKey::with"): "tokio_read_localkey_with",
     ("capture", "capture 1 store"): "snapshot_capture_1",
     ("capture", "capture 4 stores"): "snapshot_capture_4",
+    ("spawn_tokio_current_thread", "bare: tokio::spawn"): "tokio_spawn_bare",
+    (
+        "spawn_tokio_current_thread",
+        "adapter: async_local_storage::adapters::tokio::spawn, 1 store",
+    ): "spawn_adapter_1",
+    (
+        "spawn_tokio_current_thread",
+        "adapter: async_local_storage::adapters::tokio::spawn, 4 stores",
+    ): "spawn_adapter_4",
+    (
+        "spawn_tokio_current_thread",
+        "tokio::spawn + task_local re-scope, 1 key",
+    ): "tokio_spawn_task_local",
 }
 
 
