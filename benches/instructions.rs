@@ -215,40 +215,36 @@ fn count_one_task(rt: &tokio::runtime::Runtime, parent: impl Future<Output = ()>
     measured_op(|| rt.block_on(parent));
 }
 
+/// The parent that spawns its task through the adapter.
+async fn adapter_parent() {
+    async_local_storage::adapters::tokio::spawn(async {})
+        .await
+        .unwrap()
+}
+
+/// The parent that spawns its task with plain `tokio::spawn`.
+async fn plain_parent() {
+    tokio::spawn(async {}).await.unwrap()
+}
+
 #[library_benchmark]
 fn spawn_adapter_1() {
-    let rt = runtime();
-    let parent = async {
-        async_local_storage::adapters::tokio::spawn(async {})
-            .await
-            .unwrap()
-    };
-    count_one_task(&rt, parent.with_store(A(1)));
+    count_one_task(&runtime(), adapter_parent().with_store(A(1)));
 }
 
 #[library_benchmark]
 fn spawn_adapter_4() {
-    let rt = runtime();
-    let parent = async {
-        async_local_storage::adapters::tokio::spawn(async {})
-            .await
-            .unwrap()
-    };
-    count_one_task(&rt, common::stores4(parent));
+    count_one_task(&runtime(), common::stores4(adapter_parent()));
 }
 
 #[library_benchmark]
 fn tokio_spawn_bare() {
-    let rt = runtime();
-    let parent = async { tokio::spawn(async {}).await.unwrap() };
-    count_one_task(&rt, parent.with_store(A(1)));
+    count_one_task(&runtime(), plain_parent().with_store(A(1)));
 }
 
 #[library_benchmark]
 fn tokio_spawn_bare_in_4() {
-    let rt = runtime();
-    let parent = async { tokio::spawn(async {}).await.unwrap() };
-    count_one_task(&rt, common::stores4(parent));
+    count_one_task(&runtime(), common::stores4(plain_parent()));
 }
 
 #[library_benchmark]
