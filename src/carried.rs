@@ -1,16 +1,18 @@
 //! [`Carried`]: how the adapters carry the spawner's stores into a new task,
-//! in a snapshot sized for them.
+//! in storage sized for them.
 //!
 //! A task spawned through an adapter holds a copy of the spawner's stores,
 //! inside the task's future (which the runtime allocates anyway). A
 //! [`Snapshot`](crate::Snapshot) keeps up to 96 bytes of stores inline, so
 //! it would make every such future about 110 bytes larger, and runtimes copy
-//! a task's future several times while spawning, completing and joining it.
-//! Most tasks carry one small store (a request id, an `Arc` handle):
-//! [`spawn_carried!`] checks what would be carried and picks [`Small`] (one
-//! word-sized store, 32 bytes without the `tracing` feature's span) when it
-//! fits, [`Full`] (a `Snapshot`'s size) otherwise. Both are captured in
-//! place, allocate nothing for small stores, and behave exactly alike: see
+//! a task's future several times while spawning, completing and joining it
+//! (and round its allocation up: tokio to a multiple of 128 bytes). Most
+//! tasks carry one small store (a request id, an `Arc` handle):
+//! [`spawn_carried!`] carries that in a [`OneWord`] (two words: the store's
+//! meta pointer and its value, without the `tracing` feature's span) when it
+//! is all there is, and in a [`Full`] snapshot (a `Snapshot`'s size)
+//! otherwise. Both are captured in place, allocate nothing for small stores,
+//! and behave exactly alike: see
 //! [`WithStore::with_snapshot`](crate::WithStore::with_snapshot) for what the
 //! task sees.
 
@@ -21,47 +23,32 @@ use core::task::{Context, Poll};
 
 use pin_project_lite::pin_project;
 
-use crate::frame::carry::{fits_inline, SNAPSHOT_WORDS};
+pub(crate) use crate::frame::carry::one_word::OneWord;
+use crate::frame::carry::SNAPSHOT_WORDS;
 use crate::snapshot::SnapshotIn;
-
-/// Words of stores [`Small`] holds: one store whose value is one word (a
-/// `u64` id, an `Arc`, a `Box`), with its two-word header.
-const SMALL_WORDS: usize = 3;
-
-/// A snapshot of at most one word-sized store: what most tasks carry.
-pub(crate) type Small = SnapshotIn<SMALL_WORDS>;
 
 /// A snapshot of any stores, the size of a [`Snapshot`](crate::Snapshot).
 pub(crate) type Full = SnapshotIn<SNAPSHOT_WORDS>;
 
-impl Small {
-    /// Whether the stores visible now fit in a `Small`.
-    #[inline]
-    pub(crate) fn fits() -> bool {
-        fits_inline(SMALL_WORDS)
-    }
-}
-
 /// What a [`Carried`] future holds: the stores to make visible at each poll.
 pub(crate) trait Stores: Send + 'static {
-    /// Copies the stores visible now (and, with `tracing`, the current span).
-    fn capture() -> Self;
-
     /// Runs `f` with exactly these stores visible (inside the span). The
-    /// stores are pinned: linked once, at the first call, when there are
-    /// several.
+    /// stores are pinned (a full snapshot links several once, at the first
+    /// call).
     fn run<R>(self: Pin<&Self>, f: impl FnOnce() -> R) -> R;
 }
 
 impl<const W: usize> Stores for SnapshotIn<W> {
     #[inline]
-    fn capture() -> Self {
-        SnapshotIn::capture()
-    }
-
-    #[inline]
     fn run<R>(self: Pin<&Self>, f: impl FnOnce() -> R) -> R {
         SnapshotIn::run_pinned(self, f)
+    }
+}
+
+impl Stores for OneWord {
+    #[inline]
+    fn run<R>(self: Pin<&Self>, f: impl FnOnce() -> R) -> R {
+        self.get_ref().run(f)
     }
 }
 
@@ -98,12 +85,12 @@ pin_project! {
 }
 
 impl<F, S: Stores> Carried<F, S> {
-    /// `inner`, with the stores visible now.
+    /// `inner`, to run with `stores`.
     #[inline]
-    pub(crate) fn new(inner: F) -> Self {
+    pub(crate) fn new(inner: F, stores: S) -> Self {
         Carried {
             inner: ManuallyDrop::new(inner),
-            stores: S::capture(),
+            stores,
         }
     }
 }
@@ -127,12 +114,16 @@ impl<F: Future, S: Stores> Future for Carried<F, S> {
 macro_rules! spawn_carried {
     ($future:expr, |$task:ident| $spawn:expr) => {{
         let future = $future;
-        if $crate::carried::Small::fits() {
-            let $task = $crate::carried::Carried::<_, $crate::carried::Small>::new(future);
-            $spawn
-        } else {
-            let $task = $crate::carried::Carried::<_, $crate::carried::Full>::new(future);
-            $spawn
+        match $crate::carried::OneWord::capture() {
+            Some(stores) => {
+                let $task = $crate::carried::Carried::new(future, stores);
+                $spawn
+            }
+            None => {
+                let stores = $crate::carried::Full::capture();
+                let $task = $crate::carried::Carried::new(future, stores);
+                $spawn
+            }
         }
     }};
 }
@@ -151,8 +142,8 @@ mod tests {
         let future = async { (get::<u64>(), get::<String>()) };
         spawn_carried!(future, |task| {
             let carried = core::any::type_name_of_val(&task);
-            let class = if carried.contains(core::any::type_name::<super::Small>()) {
-                "small"
+            let class = if carried.contains(core::any::type_name::<super::OneWord>()) {
+                "one word"
             } else {
                 "snapshot"
             };
@@ -161,18 +152,18 @@ mod tests {
     }
 
     #[test]
-    fn one_word_store_takes_the_small_snapshot_and_anything_more_the_full_one() {
-        assert_eq!(spawn_here(), ("small", (None, None)));
-        assert_eq!(scope(7u64, spawn_here), ("small", (Some(7), None)));
+    fn one_word_sized_store_takes_one_word_and_anything_more_the_full_snapshot() {
+        assert_eq!(spawn_here(), ("one word", (None, None)));
+        assert_eq!(scope(7u64, spawn_here), ("one word", (Some(7), None)));
         let two = scope(7u64, || scope(String::from("a"), spawn_here));
         assert_eq!(two, ("snapshot", (Some(7), Some(String::from("a")))));
         let string = scope(String::from("b"), spawn_here);
         assert_eq!(string, ("snapshot", (None, Some(String::from("b")))));
         // Shadowed and local stores are not carried, so they do not count.
         let shadowed = scope(1u64, || scope(2u64, spawn_here));
-        assert_eq!(shadowed, ("small", (Some(2), None)));
+        assert_eq!(shadowed, ("one word", (Some(2), None)));
         let local = scope(7u64, || scope_local(String::from("l"), spawn_here));
-        assert_eq!(local, ("small", (Some(7), None)));
+        assert_eq!(local, ("one word", (Some(7), None)));
     }
 
     #[test]

@@ -21,10 +21,11 @@
 //!
 //! # The invariants every `unsafe` block here relies on
 //!
-//! **(LIFO)** A pointer is written into the slot only by [`Node::enter`] and
-//! [`Captured::run`](carry::Captured::run), and only for the duration of a
-//! closure call; a drop guard writes the previous value back before that call
-//! returns or unwinds. Frames are therefore published in strictly nested
+//! **(LIFO)** A pointer is written into the slot only by [`Node::enter`],
+//! [`Captured::run`](carry::Captured::run) and
+//! [`OneWord::run`](carry::one_word::OneWord::run), and only for the duration
+//! of a closure call; a drop guard writes the previous value back before that
+//! call returns or unwinds. Frames are therefore published in strictly nested
 //! order on the thread (or, for the no_std backends, the context) that owns
 //! the slot, and every frame reachable from the slot belongs to a call that is
 //! still on that stack. The memory it points to cannot be moved, dropped or
@@ -45,9 +46,12 @@
 //! **(TYPE)** A header whose meta is of kind [`Kind::Store`] with
 //! `type_id == TypeId::of::<T>()` always heads a `Node<T>`-shaped frame: a
 //! `#[repr(C)] Node<T>`, or the same two fields at the start of a
-//! `#[repr(C)] Framed<F, T>` (with the future after them). Only the
-//! constructors in this module and in [`carry`] build headers, and they pair
-//! the two through [`MetaOf<T>`]. A frame is never borrowed as a whole
+//! `#[repr(C)] Framed<F, T>` (with the future after them), or a one-word
+//! node on the stack ([`carry::one_word`]: a header, then a word holding the
+//! bytes of a `T` small enough to sit there, where `Node<T>` has its value).
+//! Only the constructors in this module and in [`carry`] build headers, and
+//! they pair the two through [`MetaOf<T>`] (a one-word node copies the meta
+//! of the node its value was cloned from). A frame is never borrowed as a whole
 //! `&Node<T>` (that could overlap the future next to it, borrowed mutably
 //! while it is polled): its header and value are reached through raw
 //! pointers ([`Node::enter_at`], [`Node::value_at`]).

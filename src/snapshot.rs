@@ -54,8 +54,8 @@ use crate::frame::FramePtr;
 /// at each [`run`](Snapshot::run), and published as they are at later polls.
 /// A `Snapshot` is 104 bytes on 64-bit targets (plus a `tracing::Span`
 /// with the `tracing` feature), and it travels inside the
-/// task it is restored in; the adapters carry one word-sized store in a
-/// smaller one (32 bytes). Requires the `alloc` feature (on with `std`).
+/// task it is restored in; the adapters carry no store, or one word-sized
+/// store, in two words instead. Requires the `alloc` feature (on with `std`).
 ///
 /// # Examples
 ///
@@ -73,9 +73,9 @@ pub struct Snapshot {
 }
 
 /// A snapshot with `W` words of stores inline: [`Snapshot`] is one with
-/// [`SNAPSHOT_WORDS`], and the adapters carry one word-sized store in a
-/// smaller one (`crate::carried`). The stores and, with `tracing`, the span
-/// current at capture.
+/// [`SNAPSHOT_WORDS`], as is the full snapshot of an adapter's task
+/// (`crate::carried`). The stores and, with `tracing`, the span current at
+/// capture.
 ///
 /// It is `!Unpin`, so that a future that holds one (`Scoped<F, Snapshot>`,
 /// an adapter's task) is too: once pinned, its stores never move again, and

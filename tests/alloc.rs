@@ -442,7 +442,7 @@ fn an_adapter_spawn_allocates_no_more_than_a_plain_spawn() {
     let (plain, bare) = count(|| tokio::spawn(job()));
     assert_eq!(rt.block_on(plain).unwrap(), None);
     let adapter_spawn = || count(|| async_local_storage::adapters::tokio::spawn(job()));
-    // One word-sized store (the small snapshot), three stores, and an id +
+    // One word-sized store (carried in two words), three stores, and an id +
     // `Arc` logger + `Arc<str>` tenant (the full one; a `String` tenant
     // would add the `String::clone`'s own allocation).
     let cases = [

@@ -21,6 +21,13 @@ use core::ptr::NonNull;
 
 use super::{imp, shadowed, FramePtr, Header, Kind, MetaOf, Node, Restore};
 
+// Only the executor adapters' tasks carry one (`crate::carried`).
+#[cfg_attr(
+    not(any(feature = "tokio", feature = "async-std", feature = "smol")),
+    allow(dead_code)
+)]
+pub(crate) mod one_word;
+
 /// Words (`u64`s) of stores a `Snapshot` holds without allocating, each
 /// store with its two-word header: e.g. a request-id newtype, an `Arc`
 /// logger and a `String` tenant (24 + 24 + 40 bytes on 64-bit targets), or
@@ -688,7 +695,7 @@ const NEEDS_DROP: u8 = 0x80;
 const HEAP: u8 = 0x40;
 
 /// Whether a node of `carry` fits in an inline buffer of `bytes` bytes
-/// when it ends at `end`: the one rule of `capture_into` and `fits_inline`.
+/// when it ends at `end`: the rule `capture_into` follows.
 #[inline(always)]
 fn fits(end: usize, carry: &Carry, bytes: usize) -> bool {
     end <= bytes && carry.align <= INLINE_ALIGN
@@ -724,27 +731,6 @@ fn type_bit(type_id: &core::any::TypeId) -> u64 {
 #[inline(never)]
 fn too_many(len: usize) -> ! {
     panic!("cannot capture {len} stores: a snapshot holds at most 65535 stores in at most 4 GiB")
-}
-
-/// Whether every store a capture would copy now fits in `words` words
-/// inline (by the rule `capture_into` follows), so that the adapters can
-/// pick the smallest snapshot for a task. One walk of the frames, stopping
-/// early.
-#[inline]
-#[cfg_attr(
-    not(any(feature = "tokio", feature = "async-std", feature = "smol")),
-    allow(dead_code)
-)]
-pub(crate) fn fits_inline(words: usize) -> bool {
-    let mut size = 0;
-    let fits = each_carried(imp::get(), |_, carry| {
-        size += carry.size;
-        if !fits(size, carry, words * 8) {
-            return ControlFlow::Break(());
-        }
-        ControlFlow::Continue(())
-    });
-    fits.is_continue()
 }
 
 /// The heap buffer for stores that do not fit inline (`size` is not zero).

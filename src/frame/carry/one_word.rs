@@ -1,0 +1,344 @@
+//! [`OneWord`]: the stores most adapter tasks carry (none, or one store
+//! whose value fits in a word: a request id, an `Arc` handle), in two words.
+//!
+//! A snapshot node is three words (a link, a meta pointer, the value), and a
+//! snapshot adds its counts. A task that carries one word-sized store does
+//! not need the link (its one node ends the chain: nothing outside the task
+//! is visible inside it) nor the counts (there is one store or none), so
+//! [`OneWord`] keeps only the meta pointer and the value: 16 bytes on 64-bit
+//! targets. Runtimes round a task's allocation up (tokio to a multiple of
+//! 128 bytes), so those 16 bytes saved decide, for a small task, whether
+//! spawning through an adapter allocates and copies a larger task.
+//!
+//! At each poll the value is *lent* to a complete node built on the stack
+//! ([`OneWord::run`]): the node's header is written, the value's bytes are
+//! copied next to it, the node is published, and when the poll returns (or
+//! unwinds) the value's bytes are copied back, so that a change made through
+//! interior mutability (a `Cell` store) is kept. The stack copy is never
+//! dropped: the `OneWord` owns the value throughout, and nothing reads the
+//! value through the `OneWord` while it is lent (the lend borrows it).
+
+use core::cell::UnsafeCell;
+use core::fmt;
+use core::mem::{align_of, offset_of, size_of, MaybeUninit};
+use core::ops::ControlFlow;
+use core::ptr::NonNull;
+
+use super::{each_carried, Carry};
+use crate::frame::{imp, FramePtr, Header, Kind, Meta, Restore};
+
+/// The bytes of a value of at most one word, whatever its type.
+type Word = MaybeUninit<u64>;
+
+/// A node whose value fits in a [`Word`]: laid out as a `Node<T>` for every
+/// `T` that [`fits`] accepts (TYPE), with its value in the word.
+#[repr(C)]
+struct WordNode {
+    header: Header,
+    value: UnsafeCell<Word>,
+}
+
+// A `Node<T>` puts its value right after the header when `T` is aligned to
+// at most the word's alignment (the header's size is a multiple of it), and
+// that is where `WordNode` puts the word.
+const _: () = assert!(offset_of!(WordNode, value) == size_of::<Header>());
+
+/// Whether a store of `carry` fits in a [`OneWord`]: its `Node<T>` is no
+/// larger than a `WordNode` and aligned to at most as much, so the value is
+/// at the word's offset and inside it.
+#[inline(always)]
+fn fits(carry: &Carry) -> bool {
+    carry.size <= size_of::<WordNode>() && carry.align <= align_of::<WordNode>()
+}
+
+/// No store, or one carried store whose value fits in a word, and (with
+/// `tracing`) the span current at capture: what an adapter's task carries
+/// when that is all its spawner sees (`crate::carried`).
+pub(crate) struct OneWord {
+    /// The store's meta (a carried store's, so `T: Clone + Send`), or
+    /// `None` when there is no store.
+    meta: Option<&'static Meta>,
+    /// The store's value when there is one (a `T` of that meta, written by
+    /// its `Carry::clone_into`), owned here; lent to a stack node while
+    /// [`run`](Self::run) runs.
+    value: UnsafeCell<Word>,
+    #[cfg(feature = "tracing")]
+    span: tracing::Span,
+}
+
+impl OneWord {
+    /// Copies the stores visible now (and, with `tracing`, the current
+    /// span), or returns `None` when they are more than one store or a store
+    /// larger than a word (then a full snapshot carries them). Walks the
+    /// frames once, and only while at most one carried store was found.
+    #[inline]
+    pub(crate) fn capture() -> Option<OneWord> {
+        let top = imp::get();
+        let mut found = None;
+        match top.get() {
+            None => {}
+            // The usual case, a task with one store (its context), without
+            // the bookkeeping of the walk: one frame, a carried store.
+            Some((src, header)) if header.link.is_null() && carry(header.meta).is_some() => {
+                found = carry(header.meta).map(|carry| (src, carry));
+            }
+            Some(_) => {
+                let walk = each_carried(top, |src, carry| {
+                    if found.is_some() {
+                        return ControlFlow::Break(());
+                    }
+                    found = Some((src, carry));
+                    ControlFlow::Continue(())
+                });
+                if walk.is_break() {
+                    return None;
+                }
+            }
+        }
+        let mut stores = OneWord {
+            meta: None,
+            value: UnsafeCell::new(Word::uninit()),
+            #[cfg(feature = "tracing")]
+            span: tracing::Span::current(),
+        };
+        if let Some((src, carry)) = found {
+            if !fits(carry) {
+                return None;
+            }
+            let mut node = MaybeUninit::<WordNode>::uninit();
+            // SAFETY: (TYPE, LIFO) `src` heads a live carried store with
+            // this carry (it was found from the slot, on this thread); the
+            // local `node` is aligned for its `Node<T>` and large enough
+            // (`fits`).
+            unsafe { (carry.clone_into)(src, NonNull::from(&mut node).cast()) };
+            let node = node.as_ptr();
+            // SAFETY: `clone_into` wrote a `Node<T>` there: the header, and
+            // the value inside the word (`fits`); a `Word` may hold any
+            // bytes, and copying it keeps their provenance.
+            unsafe {
+                stores.meta = Some((*node).header.meta);
+                stores.value = UnsafeCell::new((*node).value.get().read());
+            }
+        }
+        Some(stores)
+    }
+
+    /// Runs `f` with exactly these stores visible (inside the span): the
+    /// store's value lent to a node on the stack (see the module docs), or
+    /// nothing visible when there is no store.
+    #[inline]
+    pub(crate) fn run<R>(&self, f: impl FnOnce() -> R) -> R {
+        #[cfg(feature = "tracing")]
+        let _entered = Some(&self.span)
+            .filter(|span| !span.is_none())
+            .map(tracing::Span::enter);
+        let Some(meta) = self.meta else {
+            let _restore = Restore(imp::enter(|_| FramePtr::NULL));
+            return f();
+        };
+        let mut node = WordNode {
+            header: Header::new(meta),
+            // SAFETY: the value is a `T` owned by `self` (a bitwise copy of
+            // it is what is lent; it is never dropped, see `Lend`), and
+            // nothing else accesses `self.value` while `self` is borrowed
+            // here.
+            value: UnsafeCell::new(unsafe { self.value.get().read() }),
+        };
+        // (The node is reached only through this pointer from now on.)
+        let node = NonNull::from(&mut node);
+        let prev = imp::enter(|_| FramePtr(Some(node.cast())));
+        // (LIFO) `node` stays published exactly while `f` runs: `Lend`
+        // unpublishes it on return and on unwind, before `node` goes away.
+        let _lend = Lend {
+            node,
+            home: &self.value,
+            prev,
+        };
+        f()
+    }
+}
+
+/// While a [`OneWord`]'s value is lent to a node on the stack: on drop
+/// (return or unwind), unpublishes the node and copies the value's bytes
+/// back to the `OneWord`, which owns it.
+struct Lend<'a> {
+    node: NonNull<WordNode>,
+    home: &'a UnsafeCell<Word>,
+    prev: FramePtr,
+}
+
+impl Drop for Lend<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        // Unpublished first: nothing reads the node after this.
+        imp::set(self.prev);
+        // SAFETY: `node` is the live stack node of `OneWord::run`, which
+        // outlives this guard; no reference into it is alive (reads of the
+        // value ended with `f`). `home` is behind an `UnsafeCell` and not
+        // accessed elsewhere while the `OneWord` is borrowed by `run`.
+        unsafe {
+            self.home
+                .get()
+                .write((*self.node.as_ptr()).value.get().read())
+        };
+    }
+}
+
+impl Drop for OneWord {
+    #[inline]
+    fn drop(&mut self) {
+        let Some(meta) = self.meta else { return };
+        let Some(drop) = carry(meta).and_then(|carry| carry.drop) else {
+            return;
+        };
+        // The value is never published here: it is only while lent, and the
+        // lend borrows `self`.
+        let mut node = WordNode {
+            header: Header::new(meta),
+            // SAFETY: the value is a `T` owned by `self`, moved out once,
+            // here, to be dropped.
+            value: UnsafeCell::new(unsafe { self.value.get().read() }),
+        };
+        // SAFETY: (TYPE) `node` is laid out as the `Node<T>` of the meta's
+        // type (`fits`, checked at capture), holding the value, which is
+        // dropped exactly once, here.
+        unsafe { drop(NonNull::from(&mut node).cast()) };
+    }
+}
+
+/// How to copy and drop a store of this meta, if it is a carried store.
+#[inline(always)]
+fn carry(meta: &'static Meta) -> Option<&'static Carry> {
+    match &meta.kind {
+        Kind::Store { carry } => carry.as_ref(),
+        _ => None,
+    }
+}
+
+impl fmt::Debug for OneWord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OneWord")
+            .field("store", &self.meta.map(|meta| (meta.name)()))
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(all(test, feature = "std"))]
+mod tests {
+    use super::OneWord;
+    use crate::{get, scope, scope_local, with};
+    use std::boxed::Box;
+    use std::cell::Cell;
+    use std::panic::{catch_unwind, AssertUnwindSafe};
+    use std::string::String;
+    use std::sync::Arc;
+
+    /// A zero-sized store.
+    #[derive(Clone, Copy, Debug, PartialEq)]
+    struct Marker;
+
+    #[test]
+    fn no_store_or_one_word_sized_store_fits_and_anything_more_does_not() {
+        assert!(OneWord::capture().is_some());
+        assert!(scope(7u64, || OneWord::capture().is_some()));
+        assert!(scope(7u8, || OneWord::capture().is_some()));
+        assert!(scope(Marker, || OneWord::capture().is_some()));
+        assert!(scope((1u8, 2u32), || OneWord::capture().is_some()));
+        assert!(scope(Box::new(1u64), || OneWord::capture().is_some()));
+        assert!(scope(Arc::new(1u64), || OneWord::capture().is_some()));
+        assert!(scope(String::new(), || OneWord::capture().is_none()));
+        assert!(scope(1u64, || scope(2u32, || OneWord::capture().is_none())));
+        assert!(scope(1u128, || OneWord::capture().is_none()));
+        // Shadowed, hidden and local stores are not carried.
+        assert!(scope(1u64, || scope(2u64, || OneWord::capture().is_some())));
+        let hidden = scope(1u32, || {
+            scope(2u64, || crate::exit::<u32, _>(OneWord::capture))
+        });
+        assert!(hidden.is_some());
+        assert!(scope(1u64, || scope_local(String::new(), || {
+            OneWord::capture().is_some()
+        })));
+    }
+
+    #[test]
+    fn run_shows_exactly_the_captured_store() {
+        let stores = scope_local(Marker, || scope(2u64, || scope(3u64, OneWord::capture)));
+        let stores = stores.unwrap();
+        assert_eq!(get::<u64>(), None);
+        assert_eq!(stores.run(get::<u64>), Some(3));
+        // Stores visible where it runs are hidden, except those set inside.
+        let inside = scope(9u32, || {
+            stores.run(|| (get::<u32>(), get::<Marker>(), scope(4u32, get::<u32>)))
+        });
+        assert_eq!(inside, (None, None, Some(4)));
+        assert_eq!(get::<u64>(), None);
+        // Captured again inside: a copy of the lent value.
+        let again = stores.run(OneWord::capture).unwrap();
+        drop(stores);
+        assert_eq!(again.run(get::<u64>), Some(3));
+
+        let empty = OneWord::capture().unwrap();
+        assert_eq!(scope(1u64, || empty.run(get::<u64>)), None);
+        let zst = scope(Marker, OneWord::capture).unwrap();
+        assert_eq!(
+            scope(1u64, || zst.run(|| (get::<Marker>(), get::<u64>()))),
+            (Some(Marker), None)
+        );
+        let padded = scope((1u8, 2u32), OneWord::capture).unwrap();
+        assert_eq!(padded.run(get::<(u8, u32)>), Some((1, 2)));
+    }
+
+    #[test]
+    fn a_change_made_through_a_shared_reference_outlasts_the_run() {
+        let stores = scope(Cell::new(1u32), OneWord::capture).unwrap();
+        for expected in 1..4 {
+            stores.run(|| {
+                with(|cell: Option<&Cell<u32>>| {
+                    let cell = cell.unwrap();
+                    assert_eq!(cell.get(), expected);
+                    cell.set(expected + 1);
+                })
+            });
+        }
+        assert_eq!(stores.run(get::<Cell<u32>>), Some(Cell::new(4)));
+    }
+
+    #[test]
+    fn a_panic_while_lent_unpublishes_the_node_and_keeps_the_value() {
+        let stores = scope(Cell::new(1u32), OneWord::capture).unwrap();
+        let panicked = catch_unwind(AssertUnwindSafe(|| {
+            stores.run(|| {
+                with(|cell: Option<&Cell<u32>>| cell.unwrap().set(5));
+                panic!("inside the run");
+            })
+        }));
+        assert!(panicked.is_err());
+        assert_eq!(get::<Cell<u32>>(), None);
+        assert_eq!(stores.run(get::<Cell<u32>>), Some(Cell::new(5)));
+    }
+
+    #[test]
+    fn the_value_is_dropped_once_when_the_stores_are() {
+        let shared = Arc::new(());
+        let stores = scope(Arc::clone(&shared), OneWord::capture).unwrap();
+        assert_eq!(Arc::strong_count(&shared), 2);
+        for _ in 0..2 {
+            stores
+                .run(|| with(|arc: Option<&Arc<()>>| assert!(Arc::ptr_eq(arc.unwrap(), &shared))));
+        }
+        assert_eq!(Arc::strong_count(&shared), 2);
+        drop(stores);
+        assert_eq!(Arc::strong_count(&shared), 1);
+
+        let boxed = scope(Box::new(7u64), OneWord::capture).unwrap();
+        assert_eq!(boxed.run(|| with(|b: Option<&Box<u64>>| **b.unwrap())), 7);
+        drop(boxed);
+
+        // A task's future: the lend, then the drop, on another poll.
+        let future = async { get::<Arc<()>>().map(|arc| Arc::strong_count(&arc)) };
+        let stores = scope(Arc::clone(&shared), OneWord::capture).unwrap();
+        let task = crate::carried::Carried::new(future, stores);
+        assert_eq!(futures::executor::block_on(task), Some(3));
+        assert_eq!(Arc::strong_count(&shared), 1);
+    }
+}
