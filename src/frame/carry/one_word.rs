@@ -78,8 +78,8 @@ impl OneWord {
         match top.get() {
             None => {}
             // The usual case, a task with one store (its context), without
-            // the bookkeeping of the walk: one frame, a carried store.
-            Some((src, header)) if header.link.is_null() && carry(header.meta).is_some() => {
+            // the bookkeeping of the walk: one frame, carried or not.
+            Some((src, header)) if header.link.is_null() => {
                 found = carry(header.meta).map(|carry| (src, carry));
             }
             Some(_) => {
@@ -95,6 +95,9 @@ impl OneWord {
                 }
             }
         }
+        if found.is_some_and(|(_, carry)| !fits(carry)) {
+            return None;
+        }
         let mut stores = OneWord {
             meta: None,
             value: UnsafeCell::new(Word::uninit()),
@@ -102,9 +105,6 @@ impl OneWord {
             span: tracing::Span::current(),
         };
         if let Some((src, carry)) = found {
-            if !fits(carry) {
-                return None;
-            }
             let mut node = MaybeUninit::<WordNode>::uninit();
             // SAFETY: (TYPE, LIFO) `src` heads a live carried store with
             // this carry (it was found from the slot, on this thread); the
@@ -279,6 +279,11 @@ mod tests {
 
         let empty = OneWord::capture().unwrap();
         assert_eq!(scope(1u64, || empty.run(get::<u64>)), None);
+        // One frame that is not carried: nothing to carry.
+        let local = scope_local(5u64, OneWord::capture).unwrap();
+        assert_eq!(local.run(get::<u64>), None);
+        let hidden = crate::exit::<u64, _>(OneWord::capture).unwrap();
+        assert_eq!(hidden.run(get::<u64>), None);
         let zst = scope(Marker, OneWord::capture).unwrap();
         assert_eq!(
             scope(1u64, || zst.run(|| (get::<Marker>(), get::<u64>()))),
