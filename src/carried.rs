@@ -34,21 +34,22 @@ pub(crate) type Full = SnapshotIn<SNAPSHOT_WORDS>;
 pub(crate) trait Stores: Send + 'static {
     /// Runs `f` with exactly these stores visible (inside the span). The
     /// stores are pinned (a full snapshot links several once, at the first
-    /// call).
-    fn run<R>(self: Pin<&Self>, f: impl FnOnce() -> R) -> R;
+    /// call) and borrowed exclusively (a `OneWord` lends its value).
+    fn run<R>(self: Pin<&mut Self>, f: impl FnOnce() -> R) -> R;
 }
 
 impl<const W: usize> Stores for SnapshotIn<W> {
     #[inline]
-    fn run<R>(self: Pin<&Self>, f: impl FnOnce() -> R) -> R {
-        SnapshotIn::run_pinned(self, f)
+    fn run<R>(self: Pin<&mut Self>, f: impl FnOnce() -> R) -> R {
+        SnapshotIn::run_pinned(self.into_ref(), f)
     }
 }
 
 impl Stores for OneWord {
     #[inline]
-    fn run<R>(self: Pin<&Self>, f: impl FnOnce() -> R) -> R {
-        self.get_ref().run(f)
+    fn run<R>(self: Pin<&mut Self>, f: impl FnOnce() -> R) -> R {
+        // (`OneWord` is `Unpin`: nothing points into it between runs.)
+        self.get_mut().run(f)
     }
 }
 
@@ -74,7 +75,7 @@ pin_project! {
             }
             let this = this.project();
             let inner = this.inner;
-            this.stores.as_ref().run(|| {
+            this.stores.run(|| {
                 // SAFETY: `inner` is dropped exactly once, here, and is never
                 // touched again: this is the destructor. Dropping in place
                 // keeps the pinning promise.
@@ -104,7 +105,7 @@ impl<F: Future, S: Stores> Future for Carried<F, S> {
         // SAFETY: `ManuallyDrop<F>` is a transparent wrapper; `F` is never
         // moved out of it, so the projection is structural.
         let inner = unsafe { this.inner.map_unchecked_mut(|inner| &mut **inner) };
-        this.stores.as_ref().run(|| inner.poll(cx))
+        this.stores.run(|| inner.poll(cx))
     }
 }
 

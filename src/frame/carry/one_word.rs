@@ -15,10 +15,12 @@
 //! copied next to it, the node is published, and when the poll returns (or
 //! unwinds) the value's bytes are copied back, so that a change made through
 //! interior mutability (a `Cell` store) is kept. The stack copy is never
-//! dropped: the `OneWord` owns the value throughout, and nothing reads the
-//! value through the `OneWord` while it is lent (the lend borrows it).
+//! dropped: the `OneWord` owns the value throughout. `run` takes `&mut self`,
+//! so nothing else reads or lends the value while it is lent: two lends of
+//! one value at once would each copy it back over the other's changes, and a
+//! type that frees memory through `&self` (an `UnsafeCell<Box<_>>` swapped
+//! in place) could leave one of the copies dangling.
 
-use core::cell::UnsafeCell;
 use core::fmt;
 use core::mem::{align_of, offset_of, size_of, MaybeUninit};
 use core::ops::ControlFlow;
@@ -35,7 +37,7 @@ type Word = MaybeUninit<u64>;
 #[repr(C)]
 struct WordNode {
     header: Header,
-    value: UnsafeCell<Word>,
+    value: Word,
 }
 
 // A `Node<T>` puts its value right after the header when `T` is aligned to
@@ -61,7 +63,7 @@ pub(crate) struct OneWord {
     /// The store's value when there is one (a `T` of that meta, written by
     /// its `Carry::clone_into`), owned here; lent to a stack node while
     /// [`run`](Self::run) runs.
-    value: UnsafeCell<Word>,
+    value: Word,
     #[cfg(feature = "tracing")]
     span: tracing::Span,
 }
@@ -100,7 +102,7 @@ impl OneWord {
         }
         let mut stores = OneWord {
             meta: None,
-            value: UnsafeCell::new(Word::uninit()),
+            value: Word::uninit(),
             #[cfg(feature = "tracing")]
             span: tracing::Span::current(),
         };
@@ -117,7 +119,7 @@ impl OneWord {
             // bytes, and copying it keeps their provenance.
             unsafe {
                 stores.meta = Some((*node).header.meta);
-                stores.value = UnsafeCell::new((*node).value.get().read());
+                stores.value = (*node).value;
             }
         }
         Some(stores)
@@ -127,7 +129,7 @@ impl OneWord {
     /// store's value lent to a node on the stack (see the module docs), or
     /// nothing visible when there is no store.
     #[inline]
-    pub(crate) fn run<R>(&self, f: impl FnOnce() -> R) -> R {
+    pub(crate) fn run<R>(&mut self, f: impl FnOnce() -> R) -> R {
         #[cfg(feature = "tracing")]
         let _entered = Some(&self.span)
             .filter(|span| !span.is_none())
@@ -136,13 +138,12 @@ impl OneWord {
             let _restore = Restore(imp::enter(|_| FramePtr::NULL));
             return f();
         };
+        // A bitwise copy of the value is what is lent: it is never dropped
+        // (see `Lend`), and nothing else accesses `self.value` meanwhile
+        // (`&mut self`).
         let mut node = WordNode {
             header: Header::new(meta),
-            // SAFETY: the value is a `T` owned by `self` (a bitwise copy of
-            // it is what is lent; it is never dropped, see `Lend`), and
-            // nothing else accesses `self.value` while `self` is borrowed
-            // here.
-            value: UnsafeCell::new(unsafe { self.value.get().read() }),
+            value: self.value,
         };
         // (The node is reached only through this pointer from now on.)
         let node = NonNull::from(&mut node);
@@ -151,7 +152,7 @@ impl OneWord {
         // unpublishes it on return and on unwind, before `node` goes away.
         let _lend = Lend {
             node,
-            home: &self.value,
+            home: &mut self.value,
             prev,
         };
         f()
@@ -163,7 +164,7 @@ impl OneWord {
 /// back to the `OneWord`, which owns it.
 struct Lend<'a> {
     node: NonNull<WordNode>,
-    home: &'a UnsafeCell<Word>,
+    home: &'a mut Word,
     prev: FramePtr,
 }
 
@@ -174,13 +175,8 @@ impl Drop for Lend<'_> {
         imp::set(self.prev);
         // SAFETY: `node` is the live stack node of `OneWord::run`, which
         // outlives this guard; no reference into it is alive (reads of the
-        // value ended with `f`). `home` is behind an `UnsafeCell` and not
-        // accessed elsewhere while the `OneWord` is borrowed by `run`.
-        unsafe {
-            self.home
-                .get()
-                .write((*self.node.as_ptr()).value.get().read())
-        };
+        // value ended with `f`).
+        *self.home = unsafe { (*self.node.as_ptr()).value };
     }
 }
 
@@ -193,11 +189,11 @@ impl Drop for OneWord {
         };
         // The value is never published here: it is only while lent, and the
         // lend borrows `self`.
+        // The value is a `T` owned by `self`, moved out once, here, to be
+        // dropped.
         let mut node = WordNode {
             header: Header::new(meta),
-            // SAFETY: the value is a `T` owned by `self`, moved out once,
-            // here, to be dropped.
-            value: UnsafeCell::new(unsafe { self.value.get().read() }),
+            value: self.value,
         };
         // SAFETY: (TYPE) `node` is laid out as the `Node<T>` of the meta's
         // type (`fits`, checked at capture), holding the value, which is
@@ -263,7 +259,7 @@ mod tests {
     #[test]
     fn run_shows_exactly_the_captured_store() {
         let stores = scope_local(Marker, || scope(2u64, || scope(3u64, OneWord::capture)));
-        let stores = stores.unwrap();
+        let mut stores = stores.unwrap();
         assert_eq!(get::<u64>(), None);
         assert_eq!(stores.run(get::<u64>), Some(3));
         // Stores visible where it runs are hidden, except those set inside.
@@ -273,29 +269,29 @@ mod tests {
         assert_eq!(inside, (None, None, Some(4)));
         assert_eq!(get::<u64>(), None);
         // Captured again inside: a copy of the lent value.
-        let again = stores.run(OneWord::capture).unwrap();
+        let mut again = stores.run(OneWord::capture).unwrap();
         drop(stores);
         assert_eq!(again.run(get::<u64>), Some(3));
 
-        let empty = OneWord::capture().unwrap();
+        let mut empty = OneWord::capture().unwrap();
         assert_eq!(scope(1u64, || empty.run(get::<u64>)), None);
         // One frame that is not carried: nothing to carry.
-        let local = scope_local(5u64, OneWord::capture).unwrap();
+        let mut local = scope_local(5u64, OneWord::capture).unwrap();
         assert_eq!(local.run(get::<u64>), None);
-        let hidden = crate::exit::<u64, _>(OneWord::capture).unwrap();
+        let mut hidden = crate::exit::<u64, _>(OneWord::capture).unwrap();
         assert_eq!(hidden.run(get::<u64>), None);
-        let zst = scope(Marker, OneWord::capture).unwrap();
+        let mut zst = scope(Marker, OneWord::capture).unwrap();
         assert_eq!(
             scope(1u64, || zst.run(|| (get::<Marker>(), get::<u64>()))),
             (Some(Marker), None)
         );
-        let padded = scope((1u8, 2u32), OneWord::capture).unwrap();
+        let mut padded = scope((1u8, 2u32), OneWord::capture).unwrap();
         assert_eq!(padded.run(get::<(u8, u32)>), Some((1, 2)));
     }
 
     #[test]
     fn a_change_made_through_a_shared_reference_outlasts_the_run() {
-        let stores = scope(Cell::new(1u32), OneWord::capture).unwrap();
+        let mut stores = scope(Cell::new(1u32), OneWord::capture).unwrap();
         for expected in 1..4 {
             stores.run(|| {
                 with(|cell: Option<&Cell<u32>>| {
@@ -310,7 +306,7 @@ mod tests {
 
     #[test]
     fn a_panic_while_lent_unpublishes_the_node_and_keeps_the_value() {
-        let stores = scope(Cell::new(1u32), OneWord::capture).unwrap();
+        let mut stores = scope(Cell::new(1u32), OneWord::capture).unwrap();
         let panicked = catch_unwind(AssertUnwindSafe(|| {
             stores.run(|| {
                 with(|cell: Option<&Cell<u32>>| cell.unwrap().set(5));
@@ -325,7 +321,7 @@ mod tests {
     #[test]
     fn the_value_is_dropped_once_when_the_stores_are() {
         let shared = Arc::new(());
-        let stores = scope(Arc::clone(&shared), OneWord::capture).unwrap();
+        let mut stores = scope(Arc::clone(&shared), OneWord::capture).unwrap();
         assert_eq!(Arc::strong_count(&shared), 2);
         for _ in 0..2 {
             stores
@@ -335,7 +331,7 @@ mod tests {
         drop(stores);
         assert_eq!(Arc::strong_count(&shared), 1);
 
-        let boxed = scope(Box::new(7u64), OneWord::capture).unwrap();
+        let mut boxed = scope(Box::new(7u64), OneWord::capture).unwrap();
         assert_eq!(boxed.run(|| with(|b: Option<&Box<u64>>| **b.unwrap())), 7);
         drop(boxed);
 
