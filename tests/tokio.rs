@@ -5,6 +5,7 @@
 
 mod common;
 
+use std::cell::Cell;
 use std::collections::HashSet;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
@@ -12,7 +13,7 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
 use async_local_storage::adapters::tokio::{self as als, HandleExt, JoinSetExt, LocalSetExt};
-use async_local_storage::{get, is_set, scope, Snapshot, WithStore};
+use async_local_storage::{get, is_set, scope, with, Snapshot, WithStore};
 use common::runtime::{
     a_task_moves_between_threads, background, checked, driven, each_task_sees_its_own_store,
     fed_by_a_plain_task, look, loopback_echo, migrating_tasks, next_drop, panicking_task,
@@ -285,6 +286,40 @@ fn the_stores_are_captured_when_the_task_is_spawned() {
             .with_store(TaskId(1));
         assert_eq!(child.await, None);
     });
+}
+
+/// A carried store changed through interior mutability (a `Cell`) at every
+/// poll of the task: each poll sees the last change, whether the task
+/// carries the store alone (the one-word case) or with another store, and
+/// the spawner's own store is not changed.
+#[test]
+fn a_change_made_through_a_carried_store_lasts_across_the_tasks_polls() {
+    async fn doubling() -> Vec<u64> {
+        let mut seen = Vec::new();
+        for _ in 0..4 {
+            with(|cell: Option<&Cell<u64>>| {
+                let cell = cell.unwrap();
+                seen.push(cell.get());
+                cell.set(cell.get() * 2);
+            });
+            yield_now().await;
+        }
+        seen
+    }
+    for rt in [current_thread(), multi_thread()] {
+        let _in_rt = rt.enter();
+        let alone = scope(Cell::new(1u64), || {
+            let task = als::spawn(doubling());
+            (rt.block_on(task).unwrap(), get::<Cell<u64>>())
+        });
+        assert_eq!(alone, (vec![1, 2, 4, 8], Some(Cell::new(1))));
+        let with_another = scope(TaskId(3), || {
+            scope(Cell::new(1u64), || {
+                rt.block_on(als::spawn(doubling())).unwrap()
+            })
+        });
+        assert_eq!(with_another, [1, 2, 4, 8]);
+    }
 }
 
 #[test]
