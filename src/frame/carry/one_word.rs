@@ -187,10 +187,9 @@ impl Drop for OneWord {
         let Some(drop) = carry(meta).and_then(|carry| carry.drop) else {
             return;
         };
-        // The value is never published here: it is only while lent, and the
-        // lend borrows `self`.
-        // The value is a `T` owned by `self`, moved out once, here, to be
-        // dropped.
+        // The value (a `T` owned by `self`) is moved out once, here, to be
+        // dropped. It is not published: it only is while lent, and a lend
+        // borrows `self`.
         let mut node = WordNode {
             header: Header::new(meta),
             value: self.value,
