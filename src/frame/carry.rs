@@ -19,7 +19,7 @@ use core::mem::{self, align_of, size_of, MaybeUninit};
 use core::ops::ControlFlow;
 use core::ptr::NonNull;
 
-use super::{imp, shadowed, FramePtr, Header, Kind, MetaOf, Node, Restore};
+use super::{imp, shadowed, FramePtr, Header, Kind, Meta, MetaOf, Node, Restore};
 
 // Only the executor adapters' tasks carry one (`crate::carried`).
 #[cfg_attr(
@@ -96,10 +96,22 @@ unsafe fn drop_node<T>(node: NonNull<Header>) {
 /// The carry of a snapshot node's header.
 #[inline(always)]
 fn carry_of(header: &Header) -> &'static Carry {
-    match &header.meta.kind {
-        Kind::Store { carry: Some(carry) } => carry,
+    match header.meta.carry() {
+        Some(carry) => carry,
         // Only `Carry::clone_into` writes snapshot nodes, always as stores.
-        _ => unreachable!("a snapshot node is always a carried store"),
+        None => unreachable!("a snapshot node is always a carried store"),
+    }
+}
+
+impl Meta {
+    /// How to copy a store of this meta into a snapshot, and drop it there:
+    /// `None` unless it is a carried store.
+    #[inline(always)]
+    fn carry(&'static self) -> Option<&'static Carry> {
+        match &self.kind {
+            Kind::Store { carry } => carry.as_ref(),
+            _ => None,
+        }
     }
 }
 
@@ -756,7 +768,7 @@ fn each_carried(
     let mut next = top;
     while let Some((ptr, header)) = next.get() {
         next = header.link;
-        if let Kind::Store { carry: Some(carry) } = &header.meta.kind {
+        if let Some(carry) = header.meta.carry() {
             if !shadowed(top, ptr, header.meta.type_id) {
                 each(ptr, carry)?;
             }
@@ -784,7 +796,7 @@ impl<const W: usize> Captured<W> {
         // The usual case, a task with one store (its context), without the
         // bookkeeping of the walk: one frame, a carried store that fits.
         if header.link.is_null() {
-            if let Kind::Store { carry: Some(carry) } = &header.meta.kind {
+            if let Some(carry) = header.meta.carry() {
                 if fits(carry.size, carry, Self::INLINE_BYTES) {
                     // SAFETY: (TYPE, LIFO) `src` is a live carried store
                     // with this carry; the empty inline buffer is aligned
@@ -829,7 +841,7 @@ impl<const W: usize> Captured<W> {
             let bit = type_bit(&header.meta.type_id);
             let maybe_shadowed = seen & bit != 0;
             seen |= bit;
-            let Kind::Store { carry: Some(carry) } = &header.meta.kind else {
+            let Some(carry) = header.meta.carry() else {
                 continue;
             };
             if maybe_shadowed && shadowed(top, src, header.meta.type_id) {

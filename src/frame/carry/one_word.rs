@@ -27,7 +27,7 @@ use core::ops::ControlFlow;
 use core::ptr::NonNull;
 
 use super::{each_carried, Carry};
-use crate::frame::{imp, FramePtr, Header, Kind, Meta, Restore};
+use crate::frame::{imp, FramePtr, Header, Meta, Restore};
 
 /// The bytes of a value of at most one word, whatever its type.
 type Word = MaybeUninit<u64>;
@@ -82,7 +82,7 @@ impl OneWord {
             // The usual case, a task with one store (its context), without
             // the bookkeeping of the walk: one frame, carried or not.
             Some((src, header)) if header.link.is_null() => {
-                found = carry(header.meta).map(|carry| (src, carry));
+                found = header.meta.carry().map(|carry| (src, carry));
             }
             Some(_) => {
                 let walk = each_carried(top, |src, carry| {
@@ -184,7 +184,7 @@ impl Drop for OneWord {
     #[inline]
     fn drop(&mut self) {
         let Some(meta) = self.meta else { return };
-        let Some(drop) = carry(meta).and_then(|carry| carry.drop) else {
+        let Some(drop) = meta.carry().and_then(|carry| carry.drop) else {
             return;
         };
         // The value (a `T` owned by `self`) is moved out once, here, to be
@@ -198,15 +198,6 @@ impl Drop for OneWord {
         // type (`fits`, checked at capture), holding the value, which is
         // dropped exactly once, here.
         unsafe { drop(NonNull::from(&mut node).cast()) };
-    }
-}
-
-/// How to copy and drop a store of this meta, if it is a carried store.
-#[inline(always)]
-fn carry(meta: &'static Meta) -> Option<&'static Carry> {
-    match &meta.kind {
-        Kind::Store { carry } => carry.as_ref(),
-        _ => None,
     }
 }
 
