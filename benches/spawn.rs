@@ -16,12 +16,24 @@
 //! Run: `cargo bench --all-features --bench spawn`.
 //!
 //! `ALS_SPAWN_INTERLEAVED=<rounds> cargo bench --all-features --bench spawn`
-//! runs the `spawn_*` variants in turn instead, `rounds` times per runtime,
-//! and prints each variant's median round against `bare`. Criterion measures
-//! one variant after another, so on a shared machine a load that comes and
-//! goes lands on some variants and not others; interleaved rounds expose
-//! every variant to the same load. (Wall time: the multi-threaded runtimes
-//! spawn and poll on other threads.)
+//! runs the `spawn_*` variants in turn instead, `rounds` times per runtime
+//! (each round in a new random order), and prints each variant's median
+//! round against `bare`. Criterion measures one variant after another, so
+//! on a shared machine a load that comes and goes lands on some variants and
+//! not others; interleaved rounds expose every variant to the same load.
+//! (Wall time: the multi-threaded runtimes spawn and poll on other threads.)
+//! `-- <filter>` keeps the groups whose name contains `<filter>`, as with
+//! criterion. This mode adds, per runtime:
+//!
+//! * `floor: ..., task 16 bytes larger` and `104 bytes larger`: the
+//!   runtime's own spawn of the same empty task inside a transparent
+//!   wrapper of that size (what an adapter's task adds with one word-sized
+//!   store, and with four), from the same parent: what the runtime itself
+//!   charges for the larger task, the floor under any way of carrying the
+//!   stores inside the task;
+//! * `bare, again (noise control)`: `bare` measured a second time as if it
+//!   were another variant. How far it lands from 1.000 is how far apart
+//!   two runs of the same code land in this run.
 
 use std::future::Future;
 use std::hint::black_box;
@@ -70,6 +82,37 @@ fn capture(c: &mut Criterion) {
 
 /// The join step for runtimes whose handles yield the output directly.
 fn done(_: ()) {}
+
+pin_project_lite::pin_project! {
+    /// The task `P` larger and otherwise the same: what the runtime
+    /// itself charges for a larger task, with nothing captured or
+    /// restored. The floor under any way of carrying stores inside the
+    /// task: an adapter's task is 16 bytes larger with one word-sized store
+    /// (its meta pointer and value), 104 with four (a snapshot).
+    struct Padded<F, P> {
+        #[pin]
+        inner: F,
+        words: P,
+    }
+}
+
+impl<F: Future, P> Future for Padded<F, P> {
+    type Output = F::Output;
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<F::Output> {
+        self.project().inner.poll(cx)
+    }
+}
+
+fn padded<P: Default, F: Future>(inner: F) -> Padded<F, P> {
+    Padded {
+        inner,
+        words: black_box(P::default()),
+    }
+}
 
 /// The parent with one store.
 fn one_store<F: Future>(parent: F) -> impl Future<Output = F::Output> {
@@ -299,8 +342,29 @@ fn interleaved(rounds: usize) {
                     )
                 }),
             ),
+            (
+                "floor: tokio::spawn, task 16 bytes larger",
+                Box::new(move || {
+                    spawn_many!(
+                        |f| block_on(Box::pin(f)),
+                        |t| tokio::spawn(padded::<[u64; 2], _>(t)),
+                        Result::unwrap
+                    )
+                }),
+            ),
+            (
+                "floor: tokio::spawn, task 104 bytes larger",
+                Box::new(move || {
+                    spawn_many!(
+                        four_stores,
+                        |f| block_on(Box::pin(f)),
+                        |t| tokio::spawn(padded::<[u64; 13], _>(t)),
+                        Result::unwrap
+                    )
+                }),
+            ),
             // No capture at all, a fixed store: what 24 bytes more per task
-            // cost on this runtime (the floor for any wrapper).
+            // cost on this runtime.
             (
                 "tokio::spawn(fut.with_store(A(7)))",
                 Box::new(move || {
@@ -367,6 +431,28 @@ fn interleaved(rounds: usize) {
                         )
                     }),
                 ),
+                (
+                    "floor: async_std::task::spawn, task 16 bytes larger",
+                    Box::new(|| {
+                        spawn_many!(
+                            one_store,
+                            |f| async_std::task::block_on(async_std::task::spawn(f)),
+                            |t| async_std::task::spawn(padded::<[u64; 2], _>(t)),
+                            done
+                        )
+                    }),
+                ),
+                (
+                    "floor: async_std::task::spawn, task 104 bytes larger",
+                    Box::new(|| {
+                        spawn_many!(
+                            four_stores,
+                            |f| async_std::task::block_on(async_std::task::spawn(f)),
+                            |t| async_std::task::spawn(padded::<[u64; 13], _>(t)),
+                            done
+                        )
+                    }),
+                ),
             ],
         ),
         (
@@ -394,6 +480,28 @@ fn interleaved(rounds: usize) {
                             four_stores,
                             |f| smol::block_on(smol::spawn(f)),
                             async_local_storage::adapters::smol::spawn,
+                            done
+                        )
+                    }),
+                ),
+                (
+                    "floor: smol::spawn, task 16 bytes larger",
+                    Box::new(|| {
+                        spawn_many!(
+                            one_store,
+                            |f| smol::block_on(smol::spawn(f)),
+                            |t| smol::spawn(padded::<[u64; 2], _>(t)),
+                            done
+                        )
+                    }),
+                ),
+                (
+                    "floor: smol::spawn, task 104 bytes larger",
+                    Box::new(|| {
+                        spawn_many!(
+                            four_stores,
+                            |f| smol::block_on(smol::spawn(f)),
+                            |t| smol::spawn(padded::<[u64; 13], _>(t)),
                             done
                         )
                     }),
@@ -429,26 +537,56 @@ fn interleaved(rounds: usize) {
                         )
                     }),
                 ),
+                (
+                    "floor: Executor::spawn, task 16 bytes larger",
+                    Box::new(|| {
+                        spawn_many!(
+                            one_store,
+                            |f| smol::block_on(ex.run(f)),
+                            |t| ex.spawn(padded::<[u64; 2], _>(t)),
+                            done
+                        )
+                    }),
+                ),
+                (
+                    "floor: Executor::spawn, task 104 bytes larger",
+                    Box::new(|| {
+                        spawn_many!(
+                            four_stores,
+                            |f| smol::block_on(ex.run(f)),
+                            |t| ex.spawn(padded::<[u64; 13], _>(t)),
+                            done
+                        )
+                    }),
+                ),
             ],
         ),
     ];
     println!(
-        "\n{:<28} {:<36} {:>10} {:>9}   ({rounds} interleaved rounds of {TASKS} spawns; median)",
+        "\n{:<28} {:<52} {:>10} {:>9}   ({rounds} interleaved rounds of {TASKS} spawns; median)",
         "group", "variant", "ns/task", "x bare"
     );
-    for (group, variants) in &groups {
+    // As with criterion, `cargo bench --bench spawn -- <filter>` keeps the
+    // groups whose name contains the filter.
+    let filter = std::env::args().skip(1).find(|arg| !arg.starts_with('-'));
+    let wanted = |group: &str| filter.as_deref().is_none_or(|f| group.contains(f));
+    for (group, variants) in groups.iter().filter(|(group, _)| wanted(group)) {
         for (_, run) in variants {
             run(); // warm up
         }
-        let times = common::interleave(rounds, variants.len(), |i| {
+        // One more variant, `bare` again: how far apart two runs of the
+        // same code land in this run (the noise floor of the ratios).
+        let times = common::interleave(rounds, variants.len() + 1, |i| {
+            let run = &variants.get(i).unwrap_or(&variants[0]).1;
             let start = std::time::Instant::now();
-            (variants[i].1)();
+            run();
             start.elapsed().as_nanos() as f64 / TASKS as f64
         });
         let medians: Vec<f64> = times.iter().map(|t| t[t.len() / 2]).collect();
-        for ((name, _), median) in variants.iter().zip(&medians) {
+        let names = variants.iter().map(|(name, _)| *name);
+        for (name, median) in names.chain(["bare, again (noise control)"]).zip(&medians) {
             println!(
-                "{group:<28} {name:<36} {median:>10.1} {:>9.3}",
+                "{group:<28} {name:<52} {median:>10.1} {:>9.3}",
                 median / medians[0]
             );
         }
