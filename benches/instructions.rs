@@ -27,8 +27,10 @@
 //! * `tokio_*`: references, which the gate does not check: tokio
 //!   `task_local!` equivalents of the poll and read figures, and the same
 //!   task spawned with plain `tokio::spawn` (from a parent with 1 or 4
-//!   stores), with a fixed store attached (`with_store`, no capture), and
-//!   re-scoping one `task_local!` key.
+//!   stores), with a fixed store attached (`with_store`, no capture), in a
+//!   plain wrapper 16 bytes larger (from a parent with 1 store) and 104 bytes
+//!   larger (with 4): the runtime's own price for the adapter's larger task,
+//!   and re-scoping one `task_local!` key.
 //!
 //! Run: `scripts/instructions.sh` (installs the runner, prints the table,
 //! checks the baseline), or `cargo bench --features tokio --bench instructions`
@@ -255,6 +257,28 @@ fn tokio_spawn_with_store() {
 }
 
 #[library_benchmark]
+fn tokio_spawn_padded_16() {
+    let rt = runtime();
+    let parent = async {
+        tokio::spawn(common::padded::<[u64; 2], _>(async {}))
+            .await
+            .unwrap()
+    };
+    count_one_task(&rt, parent.with_store(A(1)));
+}
+
+#[library_benchmark]
+fn tokio_spawn_padded_104_in_4() {
+    let rt = runtime();
+    let parent = async {
+        tokio::spawn(common::padded::<[u64; 13], _>(async {}))
+            .await
+            .unwrap()
+    };
+    count_one_task(&rt, common::stores4(parent));
+}
+
+#[library_benchmark]
 fn tokio_spawn_task_local() {
     let rt = runtime();
     let parent = async {
@@ -332,6 +356,8 @@ library_benchmark_group!(
         tokio_spawn_bare,
         tokio_spawn_bare_in_4,
         tokio_spawn_with_store,
+        tokio_spawn_padded_16,
+        tokio_spawn_padded_104_in_4,
         tokio_spawn_task_local
     ]
 );

@@ -83,37 +83,6 @@ fn capture(c: &mut Criterion) {
 /// The join step for runtimes whose handles yield the output directly.
 fn done(_: ()) {}
 
-pin_project_lite::pin_project! {
-    /// The task `P` larger and otherwise the same: what the runtime
-    /// itself charges for a larger task, with nothing captured or
-    /// restored. The floor under any way of carrying stores inside the
-    /// task: an adapter's task is 16 bytes larger with one word-sized store
-    /// (its meta pointer and value), 104 with four (a snapshot).
-    struct Padded<F, P> {
-        #[pin]
-        inner: F,
-        words: P,
-    }
-}
-
-impl<F: Future, P> Future for Padded<F, P> {
-    type Output = F::Output;
-
-    fn poll(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<F::Output> {
-        self.project().inner.poll(cx)
-    }
-}
-
-fn padded<P: Default, F: Future>(inner: F) -> Padded<F, P> {
-    Padded {
-        inner,
-        words: black_box(P::default()),
-    }
-}
-
 /// The parent with one store.
 fn one_store<F: Future>(parent: F) -> impl Future<Output = F::Output> {
     parent.with_store(black_box(A(7)))
@@ -347,7 +316,7 @@ fn interleaved(rounds: usize) {
                 Box::new(move || {
                     spawn_many!(
                         |f| block_on(Box::pin(f)),
-                        |t| tokio::spawn(padded::<[u64; 2], _>(t)),
+                        |t| tokio::spawn(common::padded::<[u64; 2], _>(t)),
                         Result::unwrap
                     )
                 }),
@@ -358,7 +327,7 @@ fn interleaved(rounds: usize) {
                     spawn_many!(
                         four_stores,
                         |f| block_on(Box::pin(f)),
-                        |t| tokio::spawn(padded::<[u64; 13], _>(t)),
+                        |t| tokio::spawn(common::padded::<[u64; 13], _>(t)),
                         Result::unwrap
                     )
                 }),
@@ -437,7 +406,7 @@ fn interleaved(rounds: usize) {
                         spawn_many!(
                             one_store,
                             |f| async_std::task::block_on(async_std::task::spawn(f)),
-                            |t| async_std::task::spawn(padded::<[u64; 2], _>(t)),
+                            |t| async_std::task::spawn(common::padded::<[u64; 2], _>(t)),
                             done
                         )
                     }),
@@ -448,7 +417,7 @@ fn interleaved(rounds: usize) {
                         spawn_many!(
                             four_stores,
                             |f| async_std::task::block_on(async_std::task::spawn(f)),
-                            |t| async_std::task::spawn(padded::<[u64; 13], _>(t)),
+                            |t| async_std::task::spawn(common::padded::<[u64; 13], _>(t)),
                             done
                         )
                     }),
@@ -490,7 +459,7 @@ fn interleaved(rounds: usize) {
                         spawn_many!(
                             one_store,
                             |f| smol::block_on(smol::spawn(f)),
-                            |t| smol::spawn(padded::<[u64; 2], _>(t)),
+                            |t| smol::spawn(common::padded::<[u64; 2], _>(t)),
                             done
                         )
                     }),
@@ -501,7 +470,7 @@ fn interleaved(rounds: usize) {
                         spawn_many!(
                             four_stores,
                             |f| smol::block_on(smol::spawn(f)),
-                            |t| smol::spawn(padded::<[u64; 13], _>(t)),
+                            |t| smol::spawn(common::padded::<[u64; 13], _>(t)),
                             done
                         )
                     }),
@@ -543,7 +512,7 @@ fn interleaved(rounds: usize) {
                         spawn_many!(
                             one_store,
                             |f| smol::block_on(ex.run(f)),
-                            |t| ex.spawn(padded::<[u64; 2], _>(t)),
+                            |t| ex.spawn(common::padded::<[u64; 2], _>(t)),
                             done
                         )
                     }),
@@ -554,7 +523,7 @@ fn interleaved(rounds: usize) {
                         spawn_many!(
                             four_stores,
                             |f| smol::block_on(ex.run(f)),
-                            |t| ex.spawn(padded::<[u64; 13], _>(t)),
+                            |t| ex.spawn(common::padded::<[u64; 13], _>(t)),
                             done
                         )
                     }),
