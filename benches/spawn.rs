@@ -126,6 +126,39 @@ macro_rules! adapter_variants {
     };
 }
 
+/// A runtime's two `floor` variants for [`interleaved`] (see the module
+/// docs): its own `$spawn` of the empty task in a plain wrapper 16 bytes
+/// larger, from a parent with one store, and 104 bytes larger, from a
+/// parent with four.
+macro_rules! floor_variants {
+    ($name:literal, |$fut:ident| $block_on:expr, $spawn:expr, $join:expr) => {
+        vec![
+            (
+                concat!("floor: ", $name, ", task 16 bytes larger"),
+                Box::new(move || {
+                    spawn_many!(
+                        one_store,
+                        |$fut| $block_on,
+                        |t| $spawn(common::padded::<[u64; 2], _>(t)),
+                        $join
+                    )
+                }),
+            ),
+            (
+                concat!("floor: ", $name, ", task 104 bytes larger"),
+                Box::new(move || {
+                    spawn_many!(
+                        four_stores,
+                        |$fut| $block_on,
+                        |t| $spawn(common::padded::<[u64; 13], _>(t)),
+                        $join
+                    )
+                }),
+            ),
+        ]
+    };
+}
+
 fn tokio_group(c: &mut Criterion, name: &str, rt: &tokio::runtime::Runtime) {
     let mut g = common::group(c, name, TASKS);
     g.bench_function("bare: tokio::spawn", |b| {
@@ -267,6 +300,12 @@ fn main() {
 /// (`TASKS` spawns), as in the criterion groups.
 type Variants<'a> = Vec<(&'static str, Box<dyn Fn() + 'a>)>;
 
+/// `variants` and then the `floor_variants!` of their runtime.
+fn with_floors(mut variants: Variants<'static>, floors: Variants<'static>) -> Variants<'static> {
+    variants.extend(floors);
+    variants
+}
+
 /// `ALS_SPAWN_INTERLEAVED=<rounds>`: see the module docs.
 fn interleaved(rounds: usize) {
     let ct = tokio::runtime::Builder::new_current_thread()
@@ -282,7 +321,7 @@ fn interleaved(rounds: usize) {
         let block_on = move |f: std::pin::Pin<Box<dyn Future<Output = ()> + Send>>| {
             rt.block_on(async { tokio::spawn(f).await.unwrap() })
         };
-        vec![
+        let variants: Variants<'static> = vec![
             (
                 "bare",
                 Box::new(move || {
@@ -307,27 +346,6 @@ fn interleaved(rounds: usize) {
                         four_stores,
                         |f| block_on(Box::pin(f)),
                         async_local_storage::adapters::tokio::spawn,
-                        Result::unwrap
-                    )
-                }),
-            ),
-            (
-                "floor: tokio::spawn, task 16 bytes larger",
-                Box::new(move || {
-                    spawn_many!(
-                        |f| block_on(Box::pin(f)),
-                        |t| tokio::spawn(common::padded::<[u64; 2], _>(t)),
-                        Result::unwrap
-                    )
-                }),
-            ),
-            (
-                "floor: tokio::spawn, task 104 bytes larger",
-                Box::new(move || {
-                    spawn_many!(
-                        four_stores,
-                        |f| block_on(Box::pin(f)),
-                        |t| tokio::spawn(common::padded::<[u64; 13], _>(t)),
                         Result::unwrap
                     )
                 }),
@@ -357,7 +375,16 @@ fn interleaved(rounds: usize) {
                     })))
                 }),
             ),
-        ]
+        ];
+        with_floors(
+            variants,
+            floor_variants!(
+                "tokio::spawn",
+                |f| block_on(Box::pin(f)),
+                tokio::spawn,
+                Result::unwrap
+            ),
+        )
     };
     let ct: &'static _ = Box::leak(Box::new(ct));
     let mt: &'static _ = Box::leak(Box::new(mt));
@@ -367,168 +394,130 @@ fn interleaved(rounds: usize) {
         (GROUPS[2], tokio_variants(mt)),
         (
             GROUPS[3],
-            vec![
-                (
-                    "bare",
-                    Box::new(|| {
-                        spawn_many!(
-                            |f| async_std::task::block_on(async_std::task::spawn(f)),
-                            async_std::task::spawn,
-                            done
-                        )
-                    }),
+            with_floors(
+                vec![
+                    (
+                        "bare",
+                        Box::new(|| {
+                            spawn_many!(
+                                |f| async_std::task::block_on(async_std::task::spawn(f)),
+                                async_std::task::spawn,
+                                done
+                            )
+                        }),
+                    ),
+                    (
+                        "adapter, 1 store",
+                        Box::new(|| {
+                            spawn_many!(
+                                one_store,
+                                |f| async_std::task::block_on(async_std::task::spawn(f)),
+                                async_local_storage::adapters::async_std::spawn,
+                                done
+                            )
+                        }),
+                    ),
+                    (
+                        "adapter, 4 stores",
+                        Box::new(|| {
+                            spawn_many!(
+                                four_stores,
+                                |f| async_std::task::block_on(async_std::task::spawn(f)),
+                                async_local_storage::adapters::async_std::spawn,
+                                done
+                            )
+                        }),
+                    ),
+                ],
+                floor_variants!(
+                    "async_std::task::spawn",
+                    |f| async_std::task::block_on(async_std::task::spawn(f)),
+                    async_std::task::spawn,
+                    done
                 ),
-                (
-                    "adapter, 1 store",
-                    Box::new(|| {
-                        spawn_many!(
-                            one_store,
-                            |f| async_std::task::block_on(async_std::task::spawn(f)),
-                            async_local_storage::adapters::async_std::spawn,
-                            done
-                        )
-                    }),
-                ),
-                (
-                    "adapter, 4 stores",
-                    Box::new(|| {
-                        spawn_many!(
-                            four_stores,
-                            |f| async_std::task::block_on(async_std::task::spawn(f)),
-                            async_local_storage::adapters::async_std::spawn,
-                            done
-                        )
-                    }),
-                ),
-                (
-                    "floor: async_std::task::spawn, task 16 bytes larger",
-                    Box::new(|| {
-                        spawn_many!(
-                            one_store,
-                            |f| async_std::task::block_on(async_std::task::spawn(f)),
-                            |t| async_std::task::spawn(common::padded::<[u64; 2], _>(t)),
-                            done
-                        )
-                    }),
-                ),
-                (
-                    "floor: async_std::task::spawn, task 104 bytes larger",
-                    Box::new(|| {
-                        spawn_many!(
-                            four_stores,
-                            |f| async_std::task::block_on(async_std::task::spawn(f)),
-                            |t| async_std::task::spawn(common::padded::<[u64; 13], _>(t)),
-                            done
-                        )
-                    }),
-                ),
-            ],
+            ),
         ),
         (
             GROUPS[4],
-            vec![
-                (
-                    "bare",
-                    Box::new(|| spawn_many!(|f| smol::block_on(smol::spawn(f)), smol::spawn, done)),
+            with_floors(
+                vec![
+                    (
+                        "bare",
+                        Box::new(|| {
+                            spawn_many!(|f| smol::block_on(smol::spawn(f)), smol::spawn, done)
+                        }),
+                    ),
+                    (
+                        "adapter, 1 store",
+                        Box::new(|| {
+                            spawn_many!(
+                                one_store,
+                                |f| smol::block_on(smol::spawn(f)),
+                                async_local_storage::adapters::smol::spawn,
+                                done
+                            )
+                        }),
+                    ),
+                    (
+                        "adapter, 4 stores",
+                        Box::new(|| {
+                            spawn_many!(
+                                four_stores,
+                                |f| smol::block_on(smol::spawn(f)),
+                                async_local_storage::adapters::smol::spawn,
+                                done
+                            )
+                        }),
+                    ),
+                ],
+                floor_variants!(
+                    "smol::spawn",
+                    |f| smol::block_on(smol::spawn(f)),
+                    smol::spawn,
+                    done
                 ),
-                (
-                    "adapter, 1 store",
-                    Box::new(|| {
-                        spawn_many!(
-                            one_store,
-                            |f| smol::block_on(smol::spawn(f)),
-                            async_local_storage::adapters::smol::spawn,
-                            done
-                        )
-                    }),
-                ),
-                (
-                    "adapter, 4 stores",
-                    Box::new(|| {
-                        spawn_many!(
-                            four_stores,
-                            |f| smol::block_on(smol::spawn(f)),
-                            async_local_storage::adapters::smol::spawn,
-                            done
-                        )
-                    }),
-                ),
-                (
-                    "floor: smol::spawn, task 16 bytes larger",
-                    Box::new(|| {
-                        spawn_many!(
-                            one_store,
-                            |f| smol::block_on(smol::spawn(f)),
-                            |t| smol::spawn(common::padded::<[u64; 2], _>(t)),
-                            done
-                        )
-                    }),
-                ),
-                (
-                    "floor: smol::spawn, task 104 bytes larger",
-                    Box::new(|| {
-                        spawn_many!(
-                            four_stores,
-                            |f| smol::block_on(smol::spawn(f)),
-                            |t| smol::spawn(common::padded::<[u64; 13], _>(t)),
-                            done
-                        )
-                    }),
-                ),
-            ],
+            ),
         ),
         (
             GROUPS[5],
-            vec![
-                (
-                    "bare",
-                    Box::new(|| spawn_many!(|f| smol::block_on(ex.run(f)), |t| ex.spawn(t), done)),
+            with_floors(
+                vec![
+                    (
+                        "bare",
+                        Box::new(|| {
+                            spawn_many!(|f| smol::block_on(ex.run(f)), |t| ex.spawn(t), done)
+                        }),
+                    ),
+                    (
+                        "adapter, 1 store",
+                        Box::new(|| {
+                            spawn_many!(
+                                one_store,
+                                |f| smol::block_on(ex.run(f)),
+                                |t| ex.spawn_with_stores(t),
+                                done
+                            )
+                        }),
+                    ),
+                    (
+                        "adapter, 4 stores",
+                        Box::new(|| {
+                            spawn_many!(
+                                four_stores,
+                                |f| smol::block_on(ex.run(f)),
+                                |t| ex.spawn_with_stores(t),
+                                done
+                            )
+                        }),
+                    ),
+                ],
+                floor_variants!(
+                    "Executor::spawn",
+                    |f| smol::block_on(ex.run(f)),
+                    |t| ex.spawn(t),
+                    done
                 ),
-                (
-                    "adapter, 1 store",
-                    Box::new(|| {
-                        spawn_many!(
-                            one_store,
-                            |f| smol::block_on(ex.run(f)),
-                            |t| ex.spawn_with_stores(t),
-                            done
-                        )
-                    }),
-                ),
-                (
-                    "adapter, 4 stores",
-                    Box::new(|| {
-                        spawn_many!(
-                            four_stores,
-                            |f| smol::block_on(ex.run(f)),
-                            |t| ex.spawn_with_stores(t),
-                            done
-                        )
-                    }),
-                ),
-                (
-                    "floor: Executor::spawn, task 16 bytes larger",
-                    Box::new(|| {
-                        spawn_many!(
-                            one_store,
-                            |f| smol::block_on(ex.run(f)),
-                            |t| ex.spawn(common::padded::<[u64; 2], _>(t)),
-                            done
-                        )
-                    }),
-                ),
-                (
-                    "floor: Executor::spawn, task 104 bytes larger",
-                    Box::new(|| {
-                        spawn_many!(
-                            four_stores,
-                            |f| smol::block_on(ex.run(f)),
-                            |t| ex.spawn(common::padded::<[u64; 13], _>(t)),
-                            done
-                        )
-                    }),
-                ),
-            ],
+            ),
         ),
     ];
     println!(
