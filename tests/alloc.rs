@@ -513,20 +513,6 @@ fn a_fresh_thread_allocates_nothing_on_first_use() {
 /// The payload of the test stores' failing clones.
 struct CloneFailed;
 
-/// Keeps the panic hook quiet for the expected `CloneFailed` panics, and
-/// only for those (installed once, for every test of this file).
-fn quiet_clone_failures() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        let default_hook = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            if info.payload().downcast_ref::<CloneFailed>().is_none() {
-                default_hook(info);
-            }
-        }));
-    });
-}
-
 #[test]
 fn a_panicking_clone_during_capture_leaks_nothing() {
     /// A store whose clone panics after capture has copied the inner stores.
@@ -538,7 +524,7 @@ fn a_panicking_clone_during_capture_leaks_nothing() {
         }
     }
 
-    quiet_clone_failures();
+    common::quiet_panics_of::<CloneFailed>();
     let attempt = || {
         scope(PanicsOnClone, || {
             scope(S1(1), || {
@@ -601,7 +587,7 @@ fn a_panicking_clone_during_snapshot_clone_leaks_nothing() {
         }
     }
 
-    quiet_clone_failures();
+    common::quiet_panics_of::<CloneFailed>();
     let counted = std::sync::Arc::new(());
     // One store (`clone`'s short path), then several, then past the inline
     // capacity: the copies made before the panic are freed.

@@ -457,19 +457,6 @@ fn cases() -> u32 {
         .unwrap_or(2_000)
 }
 
-/// Keeps the panics raised on purpose off stderr; others print as usual.
-fn quiet_model_panics() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        let default = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            if info.payload().downcast_ref::<ModelPanic>().is_none() {
-                default(info);
-            }
-        }));
-    });
-}
-
 /// Runs one program from an empty context; returns the number of checks.
 fn execute(prog: &[Op]) -> Result<u64, String> {
     let env = Env::new();
@@ -498,7 +485,7 @@ fn execute(prog: &[Op]) -> Result<u64, String> {
 
 #[test]
 fn every_point_sees_what_the_model_says() {
-    quiet_model_panics();
+    common::quiet_panics_of::<ModelPanic>();
     let config = Config {
         cases: cases(),
         failure_persistence: None,
@@ -545,7 +532,7 @@ fn the_checker_catches_a_wrong_model() {
 /// A few hand-written programs, so the interesting shapes are always covered.
 #[test]
 fn hand_written_programs() {
-    quiet_model_panics();
+    common::quiet_panics_of::<ModelPanic>();
     use Op::*;
     let programs: Vec<Prog> = vec![
         // Shadowing, then hiding only the inner type.

@@ -29,6 +29,28 @@ pub const fn scaled(n: usize) -> usize {
     }
 }
 
+/// Keeps the panic hook quiet for the panics a test raises on purpose, those
+/// whose payload is a `P`, and only for those: every other panic prints as
+/// usual. Installed once per test binary, for one payload type (a call with
+/// another type panics).
+pub fn quiet_panics_of<P: std::any::Any>() {
+    use std::any::TypeId;
+    static QUIETED: std::sync::OnceLock<TypeId> = std::sync::OnceLock::new();
+    let quieted = *QUIETED.get_or_init(|| {
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if info.payload().downcast_ref::<P>().is_none() {
+                default(info);
+            }
+        }));
+        TypeId::of::<P>()
+    });
+    assert!(
+        quieted == TypeId::of::<P>(),
+        "quiet_panics_of: one payload type per test binary"
+    );
+}
+
 /// Returns `Pending` once (after waking itself), then `Ready`.
 pub fn yield_now() -> YieldNow {
     YieldNow(false)
