@@ -126,13 +126,27 @@ macro_rules! adapter_variants {
     };
 }
 
-/// A runtime's two `floor` variants for [`interleaved`] (see the module
-/// docs): its own `$spawn` of the empty task in a plain wrapper 16 bytes
+/// A runtime's variants for [`interleaved`] (see the module docs): `bare`
+/// (its own `$spawn` from a parent with one store), the adapter's
+/// `$adapter` from a parent with one store and with four, and the two
+/// `floor` rows: `$spawn` of the empty task in a plain wrapper 16 bytes
 /// larger, from a parent with one store, and 104 bytes larger, from a
 /// parent with four.
-macro_rules! floor_variants {
-    ($name:literal, |$fut:ident| $block_on:expr, $spawn:expr, $join:expr) => {
+macro_rules! runtime_variants {
+    ($name:literal, |$fut:ident| $block_on:expr, $spawn:expr, $adapter:expr, $join:expr) => {
         vec![
+            (
+                "bare",
+                Box::new(move || spawn_many!(|$fut| $block_on, $spawn, $join)),
+            ),
+            (
+                "adapter, 1 store",
+                Box::new(move || spawn_many!(one_store, |$fut| $block_on, $adapter, $join)),
+            ),
+            (
+                "adapter, 4 stores",
+                Box::new(move || spawn_many!(four_stores, |$fut| $block_on, $adapter, $join)),
+            ),
             (
                 concat!("floor: ", $name, ", task 16 bytes larger"),
                 Box::new(move || {
@@ -300,12 +314,6 @@ fn main() {
 /// (`TASKS` spawns), as in the criterion groups.
 type Variants<'a> = Vec<(&'static str, Box<dyn Fn() + 'a>)>;
 
-/// `variants` and then the `floor_variants!` of their runtime.
-fn with_floors(mut variants: Variants<'static>, floors: Variants<'static>) -> Variants<'static> {
-    variants.extend(floors);
-    variants
-}
-
 /// `ALS_SPAWN_INTERLEAVED=<rounds>`: see the module docs.
 fn interleaved(rounds: usize) {
     let ct = tokio::runtime::Builder::new_current_thread()
@@ -321,70 +329,39 @@ fn interleaved(rounds: usize) {
         let block_on = move |f: std::pin::Pin<Box<dyn Future<Output = ()> + Send>>| {
             rt.block_on(async { tokio::spawn(f).await.unwrap() })
         };
-        let variants: Variants<'static> = vec![
-            (
-                "bare",
-                Box::new(move || {
-                    spawn_many!(|f| block_on(Box::pin(f)), tokio::spawn, Result::unwrap)
-                }),
-            ),
-            (
-                "adapter, 1 store",
-                Box::new(move || {
-                    spawn_many!(
-                        one_store,
-                        |f| block_on(Box::pin(f)),
-                        async_local_storage::adapters::tokio::spawn,
-                        Result::unwrap
-                    )
-                }),
-            ),
-            (
-                "adapter, 4 stores",
-                Box::new(move || {
-                    spawn_many!(
-                        four_stores,
-                        |f| block_on(Box::pin(f)),
-                        async_local_storage::adapters::tokio::spawn,
-                        Result::unwrap
-                    )
-                }),
-            ),
-            // No capture at all, a fixed store: what 24 bytes more per task
-            // cost on this runtime.
-            (
-                "tokio::spawn(fut.with_store(A(7)))",
-                Box::new(move || {
-                    spawn_many!(
-                        |f| block_on(Box::pin(f)),
-                        |t| tokio::spawn(WithStore::with_store(t, A(7))),
-                        Result::unwrap
-                    )
-                }),
-            ),
-            (
-                "task_local!, 1 key",
-                Box::new(move || {
-                    block_on(Box::pin(TL_ID.scope(black_box(A(7)), async {
-                        let handles: Vec<_> = (0..TASKS)
-                            .map(|_| tokio::spawn(TL_ID.scope(TL_ID.get(), async {})))
-                            .collect();
-                        for handle in handles {
-                            handle.await.unwrap();
-                        }
-                    })))
-                }),
-            ),
-        ];
-        with_floors(
-            variants,
-            floor_variants!(
-                "tokio::spawn",
-                |f| block_on(Box::pin(f)),
-                tokio::spawn,
-                Result::unwrap
-            ),
-        )
+        let mut variants: Variants<'static> = runtime_variants!(
+            "tokio::spawn",
+            |f| block_on(Box::pin(f)),
+            tokio::spawn,
+            async_local_storage::adapters::tokio::spawn,
+            Result::unwrap
+        );
+        // No capture at all, a fixed store: what 24 bytes more per task
+        // cost on this runtime.
+        variants.push((
+            "tokio::spawn(fut.with_store(A(7)))",
+            Box::new(move || {
+                spawn_many!(
+                    |f| block_on(Box::pin(f)),
+                    |t| tokio::spawn(WithStore::with_store(t, A(7))),
+                    Result::unwrap
+                )
+            }),
+        ));
+        variants.push((
+            "task_local!, 1 key",
+            Box::new(move || {
+                block_on(Box::pin(TL_ID.scope(black_box(A(7)), async {
+                    let handles: Vec<_> = (0..TASKS)
+                        .map(|_| tokio::spawn(TL_ID.scope(TL_ID.get(), async {})))
+                        .collect();
+                    for handle in handles {
+                        handle.await.unwrap();
+                    }
+                })))
+            }),
+        ));
+        variants
     };
     let ct: &'static _ = Box::leak(Box::new(ct));
     let mt: &'static _ = Box::leak(Box::new(mt));
@@ -394,129 +371,32 @@ fn interleaved(rounds: usize) {
         (GROUPS[2], tokio_variants(mt)),
         (
             GROUPS[3],
-            with_floors(
-                vec![
-                    (
-                        "bare",
-                        Box::new(|| {
-                            spawn_many!(
-                                |f| async_std::task::block_on(async_std::task::spawn(f)),
-                                async_std::task::spawn,
-                                done
-                            )
-                        }),
-                    ),
-                    (
-                        "adapter, 1 store",
-                        Box::new(|| {
-                            spawn_many!(
-                                one_store,
-                                |f| async_std::task::block_on(async_std::task::spawn(f)),
-                                async_local_storage::adapters::async_std::spawn,
-                                done
-                            )
-                        }),
-                    ),
-                    (
-                        "adapter, 4 stores",
-                        Box::new(|| {
-                            spawn_many!(
-                                four_stores,
-                                |f| async_std::task::block_on(async_std::task::spawn(f)),
-                                async_local_storage::adapters::async_std::spawn,
-                                done
-                            )
-                        }),
-                    ),
-                ],
-                floor_variants!(
-                    "async_std::task::spawn",
-                    |f| async_std::task::block_on(async_std::task::spawn(f)),
-                    async_std::task::spawn,
-                    done
-                ),
+            runtime_variants!(
+                "async_std::task::spawn",
+                |f| async_std::task::block_on(async_std::task::spawn(f)),
+                async_std::task::spawn,
+                async_local_storage::adapters::async_std::spawn,
+                done
             ),
         ),
         (
             GROUPS[4],
-            with_floors(
-                vec![
-                    (
-                        "bare",
-                        Box::new(|| {
-                            spawn_many!(|f| smol::block_on(smol::spawn(f)), smol::spawn, done)
-                        }),
-                    ),
-                    (
-                        "adapter, 1 store",
-                        Box::new(|| {
-                            spawn_many!(
-                                one_store,
-                                |f| smol::block_on(smol::spawn(f)),
-                                async_local_storage::adapters::smol::spawn,
-                                done
-                            )
-                        }),
-                    ),
-                    (
-                        "adapter, 4 stores",
-                        Box::new(|| {
-                            spawn_many!(
-                                four_stores,
-                                |f| smol::block_on(smol::spawn(f)),
-                                async_local_storage::adapters::smol::spawn,
-                                done
-                            )
-                        }),
-                    ),
-                ],
-                floor_variants!(
-                    "smol::spawn",
-                    |f| smol::block_on(smol::spawn(f)),
-                    smol::spawn,
-                    done
-                ),
+            runtime_variants!(
+                "smol::spawn",
+                |f| smol::block_on(smol::spawn(f)),
+                smol::spawn,
+                async_local_storage::adapters::smol::spawn,
+                done
             ),
         ),
         (
             GROUPS[5],
-            with_floors(
-                vec![
-                    (
-                        "bare",
-                        Box::new(|| {
-                            spawn_many!(|f| smol::block_on(ex.run(f)), |t| ex.spawn(t), done)
-                        }),
-                    ),
-                    (
-                        "adapter, 1 store",
-                        Box::new(|| {
-                            spawn_many!(
-                                one_store,
-                                |f| smol::block_on(ex.run(f)),
-                                |t| ex.spawn_with_stores(t),
-                                done
-                            )
-                        }),
-                    ),
-                    (
-                        "adapter, 4 stores",
-                        Box::new(|| {
-                            spawn_many!(
-                                four_stores,
-                                |f| smol::block_on(ex.run(f)),
-                                |t| ex.spawn_with_stores(t),
-                                done
-                            )
-                        }),
-                    ),
-                ],
-                floor_variants!(
-                    "Executor::spawn",
-                    |f| smol::block_on(ex.run(f)),
-                    |t| ex.spawn(t),
-                    done
-                ),
+            runtime_variants!(
+                "Executor::spawn",
+                |f| smol::block_on(ex.run(f)),
+                |t| ex.spawn(t),
+                |t| ex.spawn_with_stores(t),
+                done
             ),
         ),
     ];
