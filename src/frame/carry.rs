@@ -132,6 +132,11 @@ const _: () = assert!(align_of::<Inline<1>>() == INLINE_ALIGN);
 /// heap buffer's address is kept in the inline buffer it replaces. (Small
 /// enough that `Scoped<F, Snapshot>` for a small `F` is at most 128 bytes,
 /// which compilers copy with a few moves rather than a `memcpy` call.)
+///
+/// Every snapshot uses `W = SNAPSHOT_WORDS` now, but the parameter stays:
+/// generic, these methods are compiled in the crate that captures, where
+/// they can be inlined. Made concrete, they were not, and a capture of four
+/// stores took 355 instructions instead of 329 (the instruction gate).
 pub(crate) struct Captured<const W: usize = SNAPSHOT_WORDS> {
     /// The nodes; or, when they did not fit (`bits & HEAP`), the address
     /// of the heap buffer that holds them (`size` bytes, aligned to
