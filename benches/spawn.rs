@@ -31,6 +31,16 @@
 //!   store, and with four), from the same parent: what the runtime itself
 //!   charges for the larger task, the floor under any way of carrying the
 //!   stores inside the task;
+//! * `bare, another instance (layout control)`: the same empty task in a
+//!   wrapper that adds nothing, so the runtime's spawn path is compiled once
+//!   more, for another type, at other addresses. How far it lands from
+//!   1.000 is how much code layout alone moves a ratio;
+//! * `word task: ...`: a task that holds one word of its own (`async move`
+//!   over a `u64`), spawned by the runtime (`bare`) and by the adapter with
+//!   one and four stores. The last column gives them against the runtime's
+//!   spawn of that same task. An empty `async {}` holds nothing at all, so a
+//!   runtime can build its task from constants; a task with any data moves
+//!   it, and on tokio's current-thread runtime that alone costs about 6%;
 //! * `bare, again (noise control)`: `bare` measured a second time as if it
 //!   were another variant. How far it lands from 1.000 is how far apart
 //!   two runs of the same code land in this run.
@@ -98,13 +108,23 @@ fn four_stores<F: Future>(parent: F) -> impl Future<Output = F::Output> {
 /// `$block_on` runs the parent, as a task of the runtime where it has one (so
 /// that spawning happens on a worker thread, as in a server, not from the
 /// bench thread).
+/// A task that holds one word of its own, the same type whichever way it
+/// is spawned. (An empty `async {}` holds nothing: a runtime can build its
+/// task from constants alone, which no real task allows.)
+async fn word_task(word: u64) {
+    black_box(word);
+}
+
 macro_rules! spawn_many {
     (|$fut:ident| $block_on:expr, $spawn:expr, $join:expr) => {
         spawn_many!(one_store, |$fut| $block_on, $spawn, $join)
     };
-    ($stores:expr, |$fut:ident| $block_on:expr, $spawn:expr, $join:expr) => {{
+    ($stores:expr, |$fut:ident| $block_on:expr, $spawn:expr, $join:expr) => {
+        spawn_many!($stores, |_| async {}, |$fut| $block_on, $spawn, $join)
+    };
+    ($stores:expr, |$i:pat_param| $task:expr, |$fut:ident| $block_on:expr, $spawn:expr, $join:expr) => {{
         let $fut = $stores(async {
-            let handles: Vec<_> = (0..TASKS).map(|_| $spawn(async {})).collect();
+            let handles: Vec<_> = (0..TASKS).map(|$i| $spawn($task)).collect();
             for handle in handles {
                 $join(handle.await);
             }
@@ -113,8 +133,6 @@ macro_rules! spawn_many {
     }};
 }
 
-/// The adapter's two variants (parent with one store, with four) in group
-/// `$g`, named after `$what`.
 macro_rules! adapter_variants {
     ($g:expr, $what:expr, |$fut:ident| $block_on:expr, $spawn:expr, $join:expr) => {
         $g.bench_function(concat!("adapter: ", $what, ", 1 store"), |b| {
@@ -146,6 +164,47 @@ macro_rules! runtime_variants {
             (
                 "adapter, 4 stores",
                 Box::new(move || spawn_many!(four_stores, |$fut| $block_on, $adapter, $join)),
+            ),
+            (
+                "bare, another instance (layout control)",
+                Box::new(move || {
+                    spawn_many!(
+                        one_store,
+                        |$fut| $block_on,
+                        |t| $spawn(common::padded::<(), _>(t)),
+                        $join
+                    )
+                }),
+            ),
+            (
+                "word task: bare",
+                Box::new(move || {
+                    spawn_many!(one_store, |i| word_task(i), |$fut| $block_on, $spawn, $join)
+                }),
+            ),
+            (
+                "word task: adapter, 1 store",
+                Box::new(move || {
+                    spawn_many!(
+                        one_store,
+                        |i| word_task(i),
+                        |$fut| $block_on,
+                        $adapter,
+                        $join
+                    )
+                }),
+            ),
+            (
+                "word task: adapter, 4 stores",
+                Box::new(move || {
+                    spawn_many!(
+                        four_stores,
+                        |i| word_task(i),
+                        |$fut| $block_on,
+                        $adapter,
+                        $join
+                    )
+                }),
             ),
             (
                 concat!("floor: ", $name, ", task 16 bytes larger"),
@@ -401,8 +460,8 @@ fn interleaved(rounds: usize) {
         ),
     ];
     println!(
-        "\n{:<28} {:<52} {:>10} {:>9}   ({rounds} interleaved rounds of {TASKS} spawns; median)",
-        "group", "variant", "ns/task", "x bare"
+        "\n{:<28} {:<52} {:>10} {:>9} {:>11}   ({rounds} interleaved rounds of {TASKS} spawns; median)",
+        "group", "variant", "ns/task", "x bare", "x word bare"
     );
     // As with criterion, `cargo bench --bench spawn -- <filter>` keeps the
     // groups whose name contains the filter.
@@ -421,10 +480,22 @@ fn interleaved(rounds: usize) {
             start.elapsed().as_nanos() as f64 / TASKS as f64
         });
         let medians: Vec<f64> = times.iter().map(|t| t[t.len() / 2]).collect();
-        let names = variants.iter().map(|(name, _)| *name);
-        for (name, median) in names.chain(["bare, again (noise control)"]).zip(&medians) {
+        let names: Vec<&str> = variants.iter().map(|(name, _)| *name).collect();
+        // The word task's rows also against its own plain spawn.
+        let word_bare = names
+            .iter()
+            .position(|name| *name == "word task: bare")
+            .map(|i| medians[i]);
+        let with_noise_control = names.iter().copied().chain(["bare, again (noise control)"]);
+        for (name, median) in with_noise_control.zip(&medians) {
+            let same_task = match word_bare {
+                Some(base) if name.starts_with("word task: ") => {
+                    format!("{:>12.3}", median / base)
+                }
+                _ => String::new(),
+            };
             println!(
-                "{group:<28} {name:<52} {median:>10.1} {:>9.3}",
+                "{group:<28} {name:<52} {median:>10.1} {:>9.3}{same_task}",
                 median / medians[0]
             );
         }
