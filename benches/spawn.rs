@@ -146,10 +146,10 @@ macro_rules! adapter_variants {
 
 /// A runtime's variants for [`interleaved`] (see the module docs): `bare`
 /// (its own `$spawn` from a parent with one store), the adapter's
-/// `$adapter` from a parent with one store and with four, and the two
-/// `floor` rows: `$spawn` of the empty task in a plain wrapper 16 bytes
-/// larger, from a parent with one store, and 104 bytes larger, from a
-/// parent with four.
+/// `$adapter` from a parent with one store and with four, the layout
+/// control, the [`word_task`] spawned both ways, and the two `floor` rows:
+/// `$spawn` of the empty task in a plain wrapper 16 bytes larger, from a
+/// parent with one store, and 104 bytes larger, from a parent with four.
 macro_rules! runtime_variants {
     ($name:literal, |$fut:ident| $block_on:expr, $spawn:expr, $adapter:expr, $join:expr) => {
         vec![
