@@ -40,7 +40,7 @@
 //!   one and four stores. The last column gives them against the runtime's
 //!   spawn of that same task. An empty `async {}` holds nothing at all, so a
 //!   runtime can build its task from constants; a task with any data moves
-//!   it, and on tokio's current-thread runtime that alone costs about 6%;
+//!   it, and on tokio's current-thread runtime that alone costs 6–8%;
 //! * `bare, again (noise control)`: `bare` measured a second time as if it
 //!   were another variant. How far it lands from 1.000 is how far apart
 //!   two runs of the same code land in this run.
@@ -103,11 +103,6 @@ fn four_stores<F: Future>(parent: F) -> impl Future<Output = F::Output> {
     common::stores4(parent)
 }
 
-/// Spawns `TASKS` empty tasks with `$spawn` and awaits them, inside a parent
-/// future given its stores by `$stores` (`one_store` unless said);
-/// `$block_on` runs the parent, as a task of the runtime where it has one (so
-/// that spawning happens on a worker thread, as in a server, not from the
-/// bench thread).
 /// A task that holds one word of its own, the same type whichever way it
 /// is spawned. (An empty `async {}` holds nothing: a runtime can build its
 /// task from constants alone, which no real task allows.)
@@ -115,6 +110,12 @@ async fn word_task(word: u64) {
     black_box(word);
 }
 
+/// Spawns `TASKS` tasks with `$spawn` and awaits them, inside a parent
+/// future given its stores by `$stores` (`one_store` unless said);
+/// `$block_on` runs the parent, as a task of the runtime where it has one (so
+/// that spawning happens on a worker thread, as in a server, not from the
+/// bench thread). The tasks are empty `async {}` blocks, or `$task` for
+/// each index `$i` (`0..TASKS`).
 macro_rules! spawn_many {
     (|$fut:ident| $block_on:expr, $spawn:expr, $join:expr) => {
         spawn_many!(one_store, |$fut| $block_on, $spawn, $join)
@@ -133,6 +134,8 @@ macro_rules! spawn_many {
     }};
 }
 
+/// The adapter's two variants (parent with one store, with four) in group
+/// `$g`, named after `$what`.
 macro_rules! adapter_variants {
     ($g:expr, $what:expr, |$fut:ident| $block_on:expr, $spawn:expr, $join:expr) => {
         $g.bench_function(concat!("adapter: ", $what, ", 1 store"), |b| {
