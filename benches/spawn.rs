@@ -40,7 +40,7 @@
 //!   one and four stores. The last column gives them against the runtime's
 //!   spawn of that same task. An empty `async {}` holds nothing at all, so a
 //!   runtime can build its task from constants; a task with any data moves
-//!   it, and on tokio's current-thread runtime that alone costs 6–8%;
+//!   it, and on tokio's current-thread runtime that alone costs 5–10%;
 //! * `bare, again (noise control)`: `bare` measured a second time as if it
 //!   were another variant. How far it lands from 1.000 is how far apart
 //!   two runs of the same code land in this run.
