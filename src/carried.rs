@@ -9,10 +9,11 @@
 //! (and round its allocation up: tokio to a multiple of 128 bytes). Most
 //! tasks carry one small store (a request id, an `Arc` handle):
 //! [`spawn_carried!`] carries that in a [`OneWord`] (two words: the store's
-//! meta pointer and its value, without the `tracing` feature's span) when it
-//! is all there is, and in a [`Full`] snapshot (a `Snapshot`'s size)
-//! otherwise. Both are captured in place, allocate nothing for small stores,
-//! and behave exactly alike: see
+//! meta pointer and its value) when it is all there is, and in a [`Full`]
+//! snapshot (a `Snapshot`'s size) otherwise, or when, with the `tracing`
+//! feature, a span is current (it travels in the snapshot: five words that
+//! a task spawned outside any span does not carry). Both are captured in
+//! place, allocate nothing for small stores, and behave exactly alike: see
 //! [`WithStore::with_snapshot`](crate::WithStore::with_snapshot) for what the
 //! task sees.
 
@@ -116,12 +117,12 @@ macro_rules! spawn_carried {
     ($future:expr, |$task:ident| $spawn:expr) => {{
         let future = $future;
         match $crate::carried::OneWord::capture() {
-            Some(stores) => {
+            Ok(stores) => {
                 let $task = $crate::carried::Carried::new(future, stores);
                 $spawn
             }
-            None => {
-                let stores = $crate::carried::Full::capture();
+            Err(needs) => {
+                let stores = $crate::carried::Full::capture_for(needs);
                 let $task = $crate::carried::Carried::new(future, stores);
                 $spawn
             }
@@ -165,6 +166,42 @@ mod tests {
         assert_eq!(shadowed, ("one word", (Some(2), None)));
         let local = scope(7u64, || scope_local(String::from("l"), spawn_here));
         assert_eq!(local, ("one word", (Some(7), None)));
+    }
+
+    /// With every feature (`tracing` included), a task that carries one
+    /// word-sized store from outside any span grows by two words: the
+    /// store's meta pointer and its value, no span.
+    #[test]
+    fn a_one_word_task_is_its_future_plus_two_words() {
+        let future = async { get::<u64>() };
+        let word = core::mem::size_of::<usize>();
+        let bound = (core::mem::size_of_val(&future) + 2 * word).next_multiple_of(word);
+        let (class, size) = scope(7u64, || {
+            spawn_carried!(future, |task| (
+                core::any::type_name_of_val(&task),
+                core::mem::size_of_val(&task)
+            ))
+        });
+        assert!(
+            class.contains(core::any::type_name::<super::OneWord>()),
+            "{class}"
+        );
+        assert!(size <= bound, "{size} bytes, more than {bound}");
+    }
+
+    /// Inside a span, the span travels too, in a full snapshot, whatever
+    /// the stores.
+    #[cfg(feature = "tracing")]
+    #[test]
+    fn a_current_span_takes_the_full_snapshot() {
+        use tracing::subscriber::with_default;
+        let (inside, outside) = with_default(tracing_subscriber::registry(), || {
+            let span = tracing::info_span!("request");
+            let inside = span.in_scope(|| scope(7u64, spawn_here));
+            (inside, scope(7u64, spawn_here))
+        });
+        assert_eq!(inside, ("snapshot", (Some(7), None)));
+        assert_eq!(outside, ("one word", (Some(7), None)));
     }
 
     #[test]

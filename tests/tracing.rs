@@ -49,11 +49,12 @@ fn spawns_through_the_tokio_adapter_start_in_the_spawners_span() {
         .unwrap();
     let span = info_span!("handler", request = 42);
     let expected = span.id();
+    let seen = || (current(), get::<u8>());
     let (task, blocking, plain) = rt.block_on(
-        async {
-            let task = async_local_storage::adapters::tokio::spawn(async { current() });
-            let blocking = async_local_storage::adapters::tokio::spawn_blocking(current);
-            let plain = tokio::spawn(async { current() });
+        async move {
+            let task = async_local_storage::adapters::tokio::spawn(async move { seen() });
+            let blocking = async_local_storage::adapters::tokio::spawn_blocking(seen);
+            let plain = tokio::spawn(async move { seen() });
             (
                 task.await.unwrap(),
                 blocking.await.unwrap(),
@@ -63,9 +64,38 @@ fn spawns_through_the_tokio_adapter_start_in_the_spawners_span() {
         .with_store(1u8)
         .instrument_in(span),
     );
-    assert_eq!(task, expected, "adapter spawn");
-    assert_eq!(blocking, expected, "adapter spawn_blocking");
-    assert_eq!(plain, None, "tokio's own spawn starts outside the span");
+    assert_eq!(task, (expected.clone(), Some(1)), "adapter spawn");
+    assert_eq!(blocking, (expected, Some(1)), "adapter spawn_blocking");
+    assert_eq!(plain, (None, None), "tokio's own spawn starts outside both");
+}
+
+/// Outside any span, a task carries its one store in two words and no
+/// span (see `carried`): it starts in no span, with the store, and a span
+/// it enters itself is left when it ends.
+#[test]
+fn spawns_outside_any_span_start_in_none_with_the_stores() {
+    subscriber();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let inner = info_span!("inside the task");
+    let inner_id = inner.id();
+    let (first, later) = rt.block_on(
+        async move {
+            let task = async_local_storage::adapters::tokio::spawn(async move {
+                let first = (current(), get::<u8>());
+                let later = async { (current(), get::<u8>()) }
+                    .instrument_in(inner)
+                    .await;
+                (first, later)
+            });
+            task.await.unwrap()
+        }
+        .with_store(2u8),
+    );
+    assert_eq!(first, (None, Some(2)));
+    assert_eq!(later, (inner_id, Some(2)));
+    assert_eq!(current(), None);
 }
 
 #[test]
