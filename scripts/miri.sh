@@ -11,8 +11,9 @@ args=()
 for t in "${CORE_TESTS[@]}"; do args+=(--test "$t"); done
 cargo +nightly miri test --lib "${args[@]}"
 # The snapshots' storage with the `tracing` feature (a span changes how several
-# inline stores are published).
-cargo +nightly miri test --lib --features tracing frame::carry
+# inline stores are published), and the adapters' carriers (with a current
+# span a task takes the full snapshot).
+cargo +nightly miri test --lib --features tracing -- frame::carry carried::
 # The no_std backends' host tests (each runs its cases on one thread).
 cargo +nightly miri test --no-default-features --features critical-section,alloc --test critical_section
 cargo +nightly miri test --no-default-features --features custom-slot --test custom_slot
