@@ -10,10 +10,12 @@
 //! tasks carry one small store (a request id, an `Arc` handle):
 //! [`spawn_carried!`] carries that in a [`OneWord`] (two words: the store's
 //! meta pointer and its value) when it is all there is, and in a [`Full`]
-//! snapshot (a `Snapshot`'s size) otherwise, or when, with the `tracing`
-//! feature, a span is current (it travels in the snapshot: five words that
-//! a task spawned outside any span does not carry). Both are captured in
-//! place, allocate nothing for small stores, and behave exactly alike: see
+//! snapshot (a `Snapshot`'s size) otherwise. With the `tracing` feature the
+//! span current at the spawn travels too (five words): beside a `OneWord`
+//! ([`InSpan`]) or inside the snapshot, and only when there is one, so a
+//! task spawned outside any span is as small as without the feature. Both
+//! are captured in place, allocate nothing for small stores, and behave
+//! exactly alike: see
 //! [`WithStore::with_snapshot`](crate::WithStore::with_snapshot) for what the
 //! task sees.
 
@@ -51,6 +53,72 @@ impl Stores for OneWord {
     fn run<R>(self: Pin<&mut Self>, f: impl FnOnce() -> R) -> R {
         // (`OneWord` is `Unpin`: nothing points into it between runs.)
         self.get_mut().run(f)
+    }
+}
+
+/// A [`OneWord`] and the span current at the spawn (`tracing`): runs
+/// inside the span.
+#[cfg(feature = "tracing")]
+pub(crate) struct InSpan {
+    stores: OneWord,
+    span: tracing::Span,
+}
+
+#[cfg(feature = "tracing")]
+impl Stores for InSpan {
+    #[inline]
+    fn run<R>(self: Pin<&mut Self>, f: impl FnOnce() -> R) -> R {
+        // (`InSpan` is `Unpin`, as `OneWord` is.)
+        let this = self.get_mut();
+        let _entered = this.span.enter();
+        this.stores.run(f)
+    }
+}
+
+/// What [`spawn_carried!`] puts in the task, decided before anything large
+/// is built.
+pub(crate) enum Capture {
+    /// No store or one word-sized store, outside any span.
+    Word(OneWord),
+    /// The same, inside a span.
+    #[cfg(feature = "tracing")]
+    WordInSpan(InSpan),
+    /// Anything else: a full snapshot, captured by the spawn's own arm.
+    Full(FullCapture),
+}
+
+/// A full snapshot still to capture, in place in the arm that spawns it
+/// (returned from a function, a `Snapshot`'s 104 bytes would be copied
+/// once more), with the span that [`capture`] asked for already.
+pub(crate) struct FullCapture {
+    #[cfg(feature = "tracing")]
+    span: tracing::Span,
+}
+
+impl FullCapture {
+    #[inline]
+    pub(crate) fn capture(self) -> Full {
+        Full::capture_in(
+            #[cfg(feature = "tracing")]
+            self.span,
+        )
+    }
+}
+
+/// Decides how a task carries what its spawner sees now, and copies it
+/// unless it takes a full snapshot. Asks tracing for the current span once.
+#[inline]
+pub(crate) fn capture() -> Capture {
+    #[cfg(feature = "tracing")]
+    let span = tracing::Span::current();
+    match OneWord::capture() {
+        #[cfg(feature = "tracing")]
+        Some(stores) if !span.is_none() => Capture::WordInSpan(InSpan { stores, span }),
+        Some(stores) => Capture::Word(stores),
+        None => Capture::Full(FullCapture {
+            #[cfg(feature = "tracing")]
+            span,
+        }),
     }
 }
 
@@ -112,17 +180,23 @@ impl<F: Future, S: Stores> Future for Carried<F, S> {
 
 /// Spawns `$future` with the current stores, in the smallest [`Carried`]
 /// that holds them: `spawn_carried!(future, |task| runtime::spawn(task))`.
-/// The spawn expression is instantiated once per size.
+/// The spawn expression is instantiated once per carrier (twice, or with
+/// `tracing` three times).
 macro_rules! spawn_carried {
     ($future:expr, |$task:ident| $spawn:expr) => {{
         let future = $future;
-        match $crate::carried::OneWord::capture() {
-            Ok(stores) => {
+        match $crate::carried::capture() {
+            $crate::carried::Capture::Word(stores) => {
                 let $task = $crate::carried::Carried::new(future, stores);
                 $spawn
             }
-            Err(needs) => {
-                let stores = $crate::carried::Full::capture_for(needs);
+            #[cfg(feature = "tracing")]
+            $crate::carried::Capture::WordInSpan(stores) => {
+                let $task = $crate::carried::Carried::new(future, stores);
+                $spawn
+            }
+            $crate::carried::Capture::Full(full) => {
+                let stores = full.capture();
                 let $task = $crate::carried::Carried::new(future, stores);
                 $spawn
             }
@@ -146,6 +220,8 @@ mod tests {
             let carried = core::any::type_name_of_val(&task);
             let class = if carried.contains(core::any::type_name::<super::OneWord>()) {
                 "one word"
+            } else if carried.contains("::InSpan") {
+                "one word in span"
             } else {
                 "snapshot"
             };
@@ -168,6 +244,15 @@ mod tests {
         assert_eq!(local, ("one word", (Some(7), None)));
     }
 
+    /// The size of the task `spawn_carried!` makes for `future` here, and
+    /// its carrier's type.
+    fn task_size<F: core::future::Future + Send + 'static>(future: F) -> (usize, &'static str) {
+        spawn_carried!(future, |task| (
+            core::mem::size_of_val(&task),
+            core::any::type_name_of_val(&task)
+        ))
+    }
+
     /// With every feature (`tracing` included), a task that carries one
     /// word-sized store from outside any span grows by two words: the
     /// store's meta pointer and its value, no span.
@@ -176,32 +261,38 @@ mod tests {
         let future = async { get::<u64>() };
         let word = core::mem::size_of::<usize>();
         let bound = (core::mem::size_of_val(&future) + 2 * word).next_multiple_of(word);
-        let (class, size) = scope(7u64, || {
-            spawn_carried!(future, |task| (
-                core::any::type_name_of_val(&task),
-                core::mem::size_of_val(&task)
-            ))
-        });
+        let (size, carried) = scope(7u64, || task_size(future));
         assert!(
-            class.contains(core::any::type_name::<super::OneWord>()),
-            "{class}"
+            carried.contains(core::any::type_name::<super::OneWord>()),
+            "{carried}"
         );
         assert!(size <= bound, "{size} bytes, more than {bound}");
     }
 
-    /// Inside a span, the span travels too, in a full snapshot, whatever
-    /// the stores.
+    /// Inside a span, the span travels too: beside one word-sized store
+    /// (and the task grows by the span and two words), or in the full
+    /// snapshot; outside it, nothing of it does.
     #[cfg(feature = "tracing")]
     #[test]
-    fn a_current_span_takes_the_full_snapshot() {
+    fn a_current_span_travels_beside_one_word_or_in_the_snapshot() {
         use tracing::subscriber::with_default;
-        let (inside, outside) = with_default(tracing_subscriber::registry(), || {
+        let (one, two, sized, outside) = with_default(tracing_subscriber::registry(), || {
             let span = tracing::info_span!("request");
-            let inside = span.in_scope(|| scope(7u64, spawn_here));
-            (inside, scope(7u64, spawn_here))
+            let entered = span.enter();
+            let one = scope(7u64, spawn_here);
+            let two = scope(7u64, || scope(String::from("a"), spawn_here));
+            let sized = scope(7u64, || task_size(async { get::<u64>() }));
+            drop(entered);
+            (one, two, sized, scope(7u64, spawn_here))
         });
-        assert_eq!(inside, ("snapshot", (Some(7), None)));
+        assert_eq!(one, ("one word in span", (Some(7), None)));
+        assert_eq!(two, ("snapshot", (Some(7), Some(String::from("a")))));
         assert_eq!(outside, ("one word", (Some(7), None)));
+        let word = core::mem::size_of::<usize>();
+        let future = core::mem::size_of_val(&async { get::<u64>() });
+        let bound =
+            (future + 2 * word + core::mem::size_of::<tracing::Span>()).next_multiple_of(word);
+        assert!(sized.0 <= bound, "{sized:?}, more than {bound}");
     }
 
     #[test]

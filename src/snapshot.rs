@@ -4,7 +4,6 @@ use core::fmt;
 use core::marker::PhantomPinned;
 use core::pin::Pin;
 
-use crate::frame::carry::one_word::NeedsSnapshot;
 use crate::frame::carry::{Captured, SNAPSHOT_WORDS};
 use crate::frame::FramePtr;
 
@@ -90,20 +89,18 @@ pub(crate) struct SnapshotIn<const W: usize> {
 }
 
 impl<const W: usize> SnapshotIn<W> {
-    /// Copies the stores visible now, with (under `tracing`) the span that
-    /// `OneWord::capture` found current. (For the adapters' tasks:
-    /// `crate::carried`.)
+    /// Copies the stores visible now (and, with `tracing`, takes `span`,
+    /// the span current now, which the caller has asked for already). (For
+    /// the adapters' tasks: `crate::carried`.)
     #[inline]
     #[cfg_attr(
         not(any(feature = "tokio", feature = "async-std", feature = "smol")),
         allow(dead_code)
     )]
-    pub(crate) fn capture_for(needs: NeedsSnapshot) -> Self {
-        #[cfg(not(feature = "tracing"))]
-        let NeedsSnapshot {} = needs;
+    pub(crate) fn capture_in(#[cfg(feature = "tracing")] span: tracing::Span) -> Self {
         let mut snapshot = SnapshotIn::empty_in(
             #[cfg(feature = "tracing")]
-            needs.span,
+            span,
         );
         snapshot.fill();
         snapshot

@@ -55,12 +55,11 @@ fn fits(carry: &Carry) -> bool {
 
 /// No store, or one carried store whose value fits in a word: what an
 /// adapter's task carries when that is all its spawner sees
-/// (`crate::carried`), and (with `tracing`) no span is current there.
+/// (`crate::carried`).
 ///
-/// It holds no span: a `tracing::Span` is five words, and with it a task
-/// that carries one store from outside any span would be as large as one
-/// that carries a span (tokio would give it a task twice the size). A span
-/// goes with the stores in a full snapshot instead ([`NeedsSnapshot`]).
+/// It holds no span: a `tracing::Span` is five words, and a task spawned
+/// outside any span (or without the `tracing` feature) should not carry
+/// them. `crate::carried` adds the span alongside when one is current.
 pub(crate) struct OneWord {
     /// The store's meta (a carried store's, so `T: Clone + Send`), or
     /// `None` when there is no store.
@@ -71,39 +70,13 @@ pub(crate) struct OneWord {
     value: Word,
 }
 
-/// What [`OneWord::capture`] returns when a [`OneWord`] cannot carry what
-/// the spawner sees: with `tracing`, the span it found current, for the full
-/// snapshot that carries everything instead (taken once, since
-/// `Span::current` is not free).
-pub(crate) struct NeedsSnapshot {
-    #[cfg(feature = "tracing")]
-    pub(crate) span: tracing::Span,
-}
-
-impl fmt::Debug for NeedsSnapshot {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("NeedsSnapshot").finish_non_exhaustive()
-    }
-}
-
 impl OneWord {
-    /// Copies the stores visible now, or returns why a full snapshot must
-    /// carry them instead: more than one store, a store larger than a word,
-    /// or (with `tracing`) a current span. Walks the frames once, and only
-    /// while at most one carried store was found.
+    /// Copies the stores visible now, or returns `None` when they are more
+    /// than one store or a store larger than a word (then a full snapshot
+    /// carries them). Walks the frames once, and only while at most one
+    /// carried store was found.
     #[inline]
-    pub(crate) fn capture() -> Result<OneWord, NeedsSnapshot> {
-        #[cfg(feature = "tracing")]
-        let span = tracing::Span::current();
-        #[cfg(feature = "tracing")]
-        if !span.is_none() {
-            return Err(NeedsSnapshot { span });
-        }
-        // (With `tracing`, the snapshot gets the span found: none.)
-        let needs_snapshot = move || NeedsSnapshot {
-            #[cfg(feature = "tracing")]
-            span,
-        };
+    pub(crate) fn capture() -> Option<OneWord> {
         let top = imp::get();
         let mut found = None;
         match top.get() {
@@ -122,12 +95,12 @@ impl OneWord {
                     ControlFlow::Continue(())
                 });
                 if walk.is_break() {
-                    return Err(needs_snapshot());
+                    return None;
                 }
             }
         }
         if found.is_some_and(|(_, carry)| !fits(carry)) {
-            return Err(needs_snapshot());
+            return None;
         }
         let mut stores = OneWord {
             meta: None,
@@ -149,7 +122,7 @@ impl OneWord {
                 stores.value = (*node).value;
             }
         }
-        Ok(stores)
+        Some(stores)
     }
 
     /// Runs `f` with exactly these stores visible: the store's value lent
@@ -248,24 +221,24 @@ mod tests {
 
     #[test]
     fn no_store_or_one_word_sized_store_fits_and_anything_more_does_not() {
-        assert!(OneWord::capture().is_ok());
-        assert!(scope(7u64, || OneWord::capture().is_ok()));
-        assert!(scope(7u8, || OneWord::capture().is_ok()));
-        assert!(scope(Marker, || OneWord::capture().is_ok()));
-        assert!(scope((1u8, 2u32), || OneWord::capture().is_ok()));
-        assert!(scope(Box::new(1u64), || OneWord::capture().is_ok()));
-        assert!(scope(Arc::new(1u64), || OneWord::capture().is_ok()));
-        assert!(scope(String::new(), || OneWord::capture().is_err()));
-        assert!(scope(1u64, || scope(2u32, || OneWord::capture().is_err())));
-        assert!(scope(1u128, || OneWord::capture().is_err()));
+        assert!(OneWord::capture().is_some());
+        assert!(scope(7u64, || OneWord::capture().is_some()));
+        assert!(scope(7u8, || OneWord::capture().is_some()));
+        assert!(scope(Marker, || OneWord::capture().is_some()));
+        assert!(scope((1u8, 2u32), || OneWord::capture().is_some()));
+        assert!(scope(Box::new(1u64), || OneWord::capture().is_some()));
+        assert!(scope(Arc::new(1u64), || OneWord::capture().is_some()));
+        assert!(scope(String::new(), || OneWord::capture().is_none()));
+        assert!(scope(1u64, || scope(2u32, || OneWord::capture().is_none())));
+        assert!(scope(1u128, || OneWord::capture().is_none()));
         // Shadowed, hidden and local stores are not carried.
-        assert!(scope(1u64, || scope(2u64, || OneWord::capture().is_ok())));
+        assert!(scope(1u64, || scope(2u64, || OneWord::capture().is_some())));
         let hidden = scope(1u32, || {
             scope(2u64, || crate::exit::<u32, _>(OneWord::capture))
         });
-        assert!(hidden.is_ok());
+        assert!(hidden.is_some());
         assert!(scope(1u64, || scope_local(String::new(), || {
-            OneWord::capture().is_ok()
+            OneWord::capture().is_some()
         })));
     }
 
