@@ -44,6 +44,15 @@
 //! * `bare, again (noise control)`: `bare` measured a second time as if it
 //!   were another variant. How far it lands from 1.000 is how far apart
 //!   two runs of the same code land in this run.
+//!
+//! With the `tracing` feature, the interleaved mode ends with one more
+//! group, `spawn_tokio_current_thread_in_span`: tokio's current-thread
+//! runtime with tracing-subscriber's `Registry` as the global subscriber
+//! and the parent inside an entered span, where a task spawned through the
+//! adapter carries the span too. Its references are what a user would write
+//! by hand for the span: `tokio::spawn(fut.in_current_span())`, and that
+//! with a `task_local!` re-scoped as well. (The subscriber is installed when
+//! the group first runs, so the groups before it run without one.)
 
 use std::future::Future;
 use std::hint::black_box;
@@ -101,6 +110,18 @@ fn one_store<F: Future>(parent: F) -> impl Future<Output = F::Output> {
 /// The parent with four stores.
 fn four_stores<F: Future>(parent: F) -> impl Future<Output = F::Output> {
     common::stores4(parent)
+}
+
+/// The parent with one store, inside a span (`spawn_tokio_current_thread_in_span`).
+#[cfg(feature = "tracing")]
+fn one_store_in_span<F: Future>(parent: F) -> impl Future<Output = F::Output> {
+    tracing::Instrument::instrument(one_store(parent), tracing::info_span!("request"))
+}
+
+/// The parent with four stores, inside a span.
+#[cfg(feature = "tracing")]
+fn four_stores_in_span<F: Future>(parent: F) -> impl Future<Output = F::Output> {
+    tracing::Instrument::instrument(four_stores(parent), tracing::info_span!("request"))
 }
 
 /// A task that holds one word of its own, the same type whichever way it
@@ -376,6 +397,85 @@ fn main() {
 /// (`TASKS` spawns), as in the criterion groups.
 type Variants<'a> = Vec<(&'static str, Box<dyn Fn() + 'a>)>;
 
+/// The interleaved group of tokio's current-thread runtime inside a span
+/// (`tracing`): see the module docs.
+#[cfg(feature = "tracing")]
+fn tokio_in_span_variants(rt: &'static tokio::runtime::Runtime) -> Variants<'static> {
+    use tracing::Instrument;
+    let block_on = move |f: std::pin::Pin<Box<dyn Future<Output = ()> + Send>>| {
+        static SUBSCRIBER: std::sync::Once = std::sync::Once::new();
+        SUBSCRIBER.call_once(|| {
+            tracing::subscriber::set_global_default(tracing_subscriber::registry())
+                .expect("the only global subscriber of the bench");
+        });
+        rt.block_on(async { tokio::spawn(f).await.unwrap() })
+    };
+    vec![
+        (
+            "bare",
+            Box::new(move || {
+                spawn_many!(
+                    one_store_in_span,
+                    |f| block_on(Box::pin(f)),
+                    tokio::spawn,
+                    Result::unwrap
+                )
+            }),
+        ),
+        (
+            "tokio::spawn(fut.in_current_span())",
+            Box::new(move || {
+                spawn_many!(
+                    one_store_in_span,
+                    |f| block_on(Box::pin(f)),
+                    |t| tokio::spawn(Instrument::in_current_span(t)),
+                    Result::unwrap
+                )
+            }),
+        ),
+        (
+            "task_local!, 1 key, + in_current_span()",
+            Box::new(move || {
+                let parent = async {
+                    let handles: Vec<_> = (0..TASKS)
+                        .map(|_| tokio::spawn(TL_ID.scope(TL_ID.get(), async {}).in_current_span()))
+                        .collect();
+                    for handle in handles {
+                        handle.await.unwrap();
+                    }
+                };
+                block_on(Box::pin(
+                    TL_ID
+                        .scope(black_box(A(7)), parent)
+                        .instrument(tracing::info_span!("request")),
+                ))
+            }),
+        ),
+        (
+            "adapter, 1 store",
+            Box::new(move || {
+                spawn_many!(
+                    one_store_in_span,
+                    |f| block_on(Box::pin(f)),
+                    async_local_storage::adapters::tokio::spawn,
+                    Result::unwrap
+                )
+            }),
+        ),
+        (
+            "adapter, 4 stores",
+            Box::new(move || {
+                spawn_many!(
+                    four_stores_in_span,
+                    |f| block_on(Box::pin(f)),
+                    async_local_storage::adapters::tokio::spawn,
+                    Result::unwrap
+                )
+            }),
+        ),
+    ]
+}
+
 /// `ALS_SPAWN_INTERLEAVED=<rounds>`: see the module docs.
 fn interleaved(rounds: usize) {
     let ct = tokio::runtime::Builder::new_current_thread()
@@ -428,7 +528,8 @@ fn interleaved(rounds: usize) {
     let ct: &'static _ = Box::leak(Box::new(ct));
     let mt: &'static _ = Box::leak(Box::new(mt));
     let ex: &'static smol::Executor<'static> = Box::leak(Box::new(ex));
-    let groups: Vec<(&str, Variants<'static>)> = vec![
+    #[cfg_attr(not(feature = "tracing"), allow(unused_mut))]
+    let mut groups: Vec<(&str, Variants<'static>)> = vec![
         (GROUPS[1], tokio_variants(ct)),
         (GROUPS[2], tokio_variants(mt)),
         (
@@ -462,8 +563,14 @@ fn interleaved(rounds: usize) {
             ),
         ),
     ];
+    // Last: it installs a global subscriber.
+    #[cfg(feature = "tracing")]
+    groups.push((
+        "spawn_tokio_current_thread_in_span",
+        tokio_in_span_variants(ct),
+    ));
     println!(
-        "\n{:<28} {:<52} {:>10} {:>9} {:>11}   ({rounds} interleaved rounds of {TASKS} spawns; median)",
+        "\n{:<36} {:<52} {:>10} {:>9} {:>11}   ({rounds} interleaved rounds of {TASKS} spawns; median)",
         "group", "variant", "ns/task", "x bare", "x word bare"
     );
     // As with criterion, `cargo bench --bench spawn -- <filter>` keeps the
@@ -498,7 +605,7 @@ fn interleaved(rounds: usize) {
                 _ => String::new(),
             };
             println!(
-                "{group:<28} {name:<52} {median:>10.1} {:>9.3}{same_task}",
+                "{group:<36} {name:<52} {median:>10.1} {:>9.3}{same_task}",
                 median / medians[0]
             );
         }
