@@ -13,9 +13,9 @@
 //! snapshot (a `Snapshot`'s size) otherwise. With the `tracing` feature the
 //! span current at the spawn travels too (five words): beside a `OneWord`
 //! ([`InSpan`]) or inside the snapshot, and only when there is one, so a
-//! task spawned outside any span is as small as without the feature. Both
-//! are captured in place, allocate nothing for small stores, and behave
-//! exactly alike: see
+//! task spawned outside any span is as small as without the feature. Each
+//! carrier is captured in place, allocates nothing for small stores, and
+//! behaves exactly like the others: see
 //! [`WithStore::with_snapshot`](crate::WithStore::with_snapshot) for what the
 //! task sees.
 
