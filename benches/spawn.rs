@@ -124,6 +124,16 @@ fn four_stores_in_span<F: Future>(parent: F) -> impl Future<Output = F::Output> 
     tracing::Instrument::instrument(four_stores(parent), tracing::info_span!("request"))
 }
 
+/// The parent with one `task_local!` key set instead of a store, inside a
+/// span.
+#[cfg(feature = "tracing")]
+fn key_in_span<F: Future>(parent: F) -> impl Future<Output = F::Output> {
+    tracing::Instrument::instrument(
+        TL_ID.scope(black_box(A(7)), parent),
+        tracing::info_span!("request"),
+    )
+}
+
 /// A task that holds one word of its own, the same type whichever way it
 /// is spawned. (An empty `async {}` holds nothing: a runtime can build its
 /// task from constants alone, which no real task allows.)
@@ -436,19 +446,13 @@ fn tokio_in_span_variants(rt: &'static tokio::runtime::Runtime) -> Variants<'sta
         (
             "task_local!, 1 key, + in_current_span()",
             Box::new(move || {
-                let parent = async {
-                    let handles: Vec<_> = (0..TASKS)
-                        .map(|_| tokio::spawn(TL_ID.scope(TL_ID.get(), async {}).in_current_span()))
-                        .collect();
-                    for handle in handles {
-                        handle.await.unwrap();
-                    }
-                };
-                block_on(Box::pin(
-                    TL_ID
-                        .scope(black_box(A(7)), parent)
-                        .instrument(tracing::info_span!("request")),
-                ))
+                spawn_many!(
+                    key_in_span,
+                    |_| TL_ID.scope(TL_ID.get(), async {}),
+                    |f| block_on(Box::pin(f)),
+                    |t| tokio::spawn(Instrument::in_current_span(t)),
+                    Result::unwrap
+                )
             }),
         ),
         (
