@@ -112,6 +112,11 @@ fn four_stores<F: Future>(parent: F) -> impl Future<Output = F::Output> {
     common::stores4(parent)
 }
 
+/// The parent with one `task_local!` key set (`TL_ID`) instead of a store.
+fn one_key<F: Future>(parent: F) -> tokio::task::futures::TaskLocalFuture<A, F> {
+    TL_ID.scope(black_box(A(7)), parent)
+}
+
 /// The parent with one store, inside a span (`spawn_tokio_current_thread_in_span`).
 #[cfg(feature = "tracing")]
 fn one_store_in_span<F: Future>(parent: F) -> impl Future<Output = F::Output> {
@@ -128,10 +133,7 @@ fn four_stores_in_span<F: Future>(parent: F) -> impl Future<Output = F::Output> 
 /// span.
 #[cfg(feature = "tracing")]
 fn key_in_span<F: Future>(parent: F) -> impl Future<Output = F::Output> {
-    tracing::Instrument::instrument(
-        TL_ID.scope(black_box(A(7)), parent),
-        tracing::info_span!("request"),
-    )
+    tracing::Instrument::instrument(one_key(parent), tracing::info_span!("request"))
 }
 
 /// A task that holds one word of its own, the same type whichever way it
@@ -286,15 +288,13 @@ fn tokio_group(c: &mut Criterion, name: &str, rt: &tokio::runtime::Runtime) {
     );
     g.bench_function("tokio::spawn + task_local re-scope, 1 key", |b| {
         b.iter(|| {
-            let parent = TL_ID.scope(black_box(A(7)), async {
-                let handles: Vec<_> = (0..TASKS)
-                    .map(|_| tokio::spawn(TL_ID.scope(TL_ID.get(), async {})))
-                    .collect();
-                for handle in handles {
-                    handle.await.unwrap();
-                }
-            });
-            rt.block_on(async { tokio::spawn(parent).await.unwrap() })
+            spawn_many!(
+                one_key,
+                |_| TL_ID.scope(TL_ID.get(), async {}),
+                |f| rt.block_on(async { tokio::spawn(f).await.unwrap() }),
+                tokio::spawn,
+                Result::unwrap
+            )
         })
     });
     g.bench_function("tokio::spawn + task_local re-scope, 4 keys", |b| {
@@ -517,14 +517,13 @@ fn interleaved(rounds: usize) {
         variants.push((
             "task_local!, 1 key",
             Box::new(move || {
-                block_on(Box::pin(TL_ID.scope(black_box(A(7)), async {
-                    let handles: Vec<_> = (0..TASKS)
-                        .map(|_| tokio::spawn(TL_ID.scope(TL_ID.get(), async {})))
-                        .collect();
-                    for handle in handles {
-                        handle.await.unwrap();
-                    }
-                })))
+                spawn_many!(
+                    one_key,
+                    |_| TL_ID.scope(TL_ID.get(), async {}),
+                    |f| block_on(Box::pin(f)),
+                    tokio::spawn,
+                    Result::unwrap
+                )
             }),
         ));
         variants
