@@ -151,6 +151,13 @@ fn size_is_future_plus_value_plus_a_two_word_header() {
         target_pointer_width = "64"
     ))]
     assert_eq!(size_of::<Snapshot>(), 104);
+    // With `tracing`, the span too.
+    #[cfg(all(feature = "tracing", target_pointer_width = "64"))]
+    assert_eq!(
+        size_of::<Snapshot>(),
+        104 + size_of::<tracing::Span>(),
+        "a snapshot is its stores plus one span"
+    );
 }
 
 /// An `Unpin` future that is Pending twice and records what each poll sees.
