@@ -21,8 +21,10 @@ reads for `read`, spawned tasks or captures for `spawn_*`/`capture`.
 Instruction counts: the table gets a last column, "instructions", with the
 callgrind count of the same operation from BASELINE (default
 benches/instructions.baseline, written by `scripts/instructions.sh --update`)
-for the rows that have a counterpart there (see COUNTERPARTS), and a second
-table lists every count of the baseline. Criterion times an iteration that
+for the rows that have a counterpart there (see COUNTERPARTS; the counts of
+the build with every feature, as `cargo bench --all-features`), and a second
+table lists every count of the baseline (those of the build without
+`tracing` too, named "... [without tracing]"). Criterion times an iteration that
 may include building the future (amortised over 10,001 polls) or a drop
 (`capture`); the count is one operation alone (for the tokio
 current-thread spawn rows, one task's spawn, poll and join, plus a

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The instruction-count gate (issue 12): runs `benches/instructions.rs` under
-# callgrind (gungraun), prints `name | baseline | now | change`, and fails when
-# any of our figures grows by more than 5% over `benches/instructions.baseline`.
+# callgrind (gungraun), built with every feature and again without `tracing`
+# (names ending in " [without tracing]"), prints `name | baseline | now |
+# change`, and fails when any of our figures grows by more than 5% over
+# `benches/instructions.baseline`.
 # The references (names starting with `tokio_`: tokio's `task_local!` and
 # plain spawns) are shown and never fail the gate.
 #
@@ -79,32 +81,48 @@ if ((only_runner)); then
     exit 0
 fi
 
-# ---- run: one JSON summary per benchmark on stdout ----
-out=$(mktemp)
-trap 'rm -f "$out"' EXIT
-cargo bench --profile instructions --all-features --bench instructions -- --output-format=json --nosummary >"$out"
+# ---- run: one JSON summary per benchmark on stdout, for each build ----
+# Two builds: every feature (as CI's other checks), and without `tracing`
+# (`--features tokio`, what the benchmark needs), the usual build, where
+# some paths differ (a snapshot has no span; see `settle_one_word` in
+# src/frame/carry.rs). The second build's names end in SUFFIX, and its
+# references (tokio's own figures, the same in both builds) are left out.
+SUFFIX=" [without tracing]"
+out_all=$(mktemp)
+out_plain=$(mktemp)
+trap 'rm -f "$out_all" "$out_plain"' EXIT
+cargo bench --profile instructions --all-features --bench instructions -- --output-format=json --nosummary >"$out_all"
+cargo bench --profile instructions --features tokio --bench instructions -- --output-format=json --nosummary >"$out_plain"
 
 # ---- compare ----
-RUSTC_VERSION=$(rustc --version) python3 - "$out" "$BASELINE" "$THRESHOLD_PCT" "$update" <<'EOF'
+RUSTC_VERSION=$(rustc --version) python3 - "$out_all" "$out_plain" "$SUFFIX" "$BASELINE" "$THRESHOLD_PCT" "$update" <<'EOF'
 import json
 import os
 import sys
 
-out, baseline_path, threshold, update = sys.argv[1], sys.argv[2], float(sys.argv[3]), sys.argv[4] == "1"
+out_all, out_plain, suffix, baseline_path, threshold, update = sys.argv[1:7]
+threshold, update = float(threshold), update == "1"
 REFERENCE_PREFIX = "tokio_"
 
-# Instructions executed (callgrind's Ir) per benchmark, in run order.
+# Instructions executed (callgrind's Ir) per benchmark, in run order: the
+# build with every feature, then the one without `tracing` (names + suffix).
 now = {}
-for line in open(out):
-    line = line.strip()
-    if not line.startswith("{"):
-        continue
-    summary = json.loads(line)
-    callgrind = [p for p in summary["profiles"] if p["tool"] == "Callgrind"]
-    ir = callgrind[0]["data"]["total"]["metrics"]["Ir"]["values"]["new"]
-    now[summary["function_name"]] = int(ir)
-if not now:
-    sys.exit("error: the benchmark printed no summary")
+for out, name_suffix in ((out_all, ""), (out_plain, suffix)):
+    found = 0
+    for line in open(out):
+        line = line.strip()
+        if not line.startswith("{"):
+            continue
+        summary = json.loads(line)
+        callgrind = [p for p in summary["profiles"] if p["tool"] == "Callgrind"]
+        ir = callgrind[0]["data"]["total"]["metrics"]["Ir"]["values"]["new"]
+        found += 1
+        if name_suffix and summary["function_name"].startswith(REFERENCE_PREFIX):
+            # tokio's figures do not depend on our features: shown once.
+            continue
+        now[summary["function_name"] + name_suffix] = int(ir)
+    if not found:
+        sys.exit(f"error: the benchmark{name_suffix} printed no summary")
 zero = [name for name, ir in now.items() if ir == 0]
 if zero:
     # The entry point (measured_op) was not found: nothing was counted.
@@ -115,6 +133,7 @@ header = (
     "# Instruction counts (callgrind Ir) of benches/instructions.rs, one operation each.\n"
     "# Made by scripts/instructions.sh --update with: " + rustc + "\n"
     "# Names starting with tokio_ are a reference and are not gated.\n"
+    "# Names ending in" + suffix + " are of the build without the tracing feature.\n"
 )
 
 if update:
