@@ -51,8 +51,9 @@
 //! and the parent inside an entered span, where a task spawned through the
 //! adapter carries the span too. Its references are what a user would write
 //! by hand for the span: `tokio::spawn(fut.in_current_span())`, and that
-//! with a `task_local!` re-scoped as well. (The subscriber is installed when
-//! the group first runs, so the groups before it run without one.)
+//! with one or four `task_local!` keys re-scoped as well. (The subscriber
+//! is installed when the group first runs, so the groups before it run
+//! without one.)
 
 use std::future::Future;
 use std::hint::black_box;
@@ -117,6 +118,30 @@ fn one_key<F: Future>(parent: F) -> tokio::task::futures::TaskLocalFuture<A, F> 
     TL_ID.scope(black_box(A(7)), parent)
 }
 
+/// The parent with four `task_local!` keys set (`TL_ID` innermost, as
+/// `four_stores` has `A`) instead of stores.
+fn four_keys<F: Future>(parent: F) -> impl Future<Output = F::Output> {
+    TL_D.scope(
+        black_box(D(4)),
+        TL_C.scope(
+            black_box(C(3)),
+            TL_B.scope(black_box(B(2)), one_key(parent)),
+        ),
+    )
+}
+
+/// The empty task with the four keys of [`four_keys`] re-scoped in it:
+/// what a `task_local!` user writes to carry them into a new task.
+fn rescoped4() -> impl Future<Output = ()> + Send {
+    TL_D.scope(
+        TL_D.get(),
+        TL_C.scope(
+            TL_C.get(),
+            TL_B.scope(TL_B.get(), TL_ID.scope(TL_ID.get(), async {})),
+        ),
+    )
+}
+
 /// The parent with one store, inside a span (`spawn_tokio_current_thread_in_span`).
 #[cfg(feature = "tracing")]
 fn one_store_in_span<F: Future>(parent: F) -> impl Future<Output = F::Output> {
@@ -134,6 +159,12 @@ fn four_stores_in_span<F: Future>(parent: F) -> impl Future<Output = F::Output> 
 #[cfg(feature = "tracing")]
 fn key_in_span<F: Future>(parent: F) -> impl Future<Output = F::Output> {
     tracing::Instrument::instrument(one_key(parent), tracing::info_span!("request"))
+}
+
+/// The parent with four `task_local!` keys set, inside a span.
+#[cfg(feature = "tracing")]
+fn four_keys_in_span<F: Future>(parent: F) -> impl Future<Output = F::Output> {
+    tracing::Instrument::instrument(four_keys(parent), tracing::info_span!("request"))
 }
 
 /// A task that holds one word of its own, the same type whichever way it
@@ -299,30 +330,13 @@ fn tokio_group(c: &mut Criterion, name: &str, rt: &tokio::runtime::Runtime) {
     });
     g.bench_function("tokio::spawn + task_local re-scope, 4 keys", |b| {
         b.iter(|| {
-            let parent = async {
-                let handles: Vec<_> = (0..TASKS)
-                    .map(|_| {
-                        tokio::spawn(TL_D.scope(
-                            TL_D.get(),
-                            TL_C.scope(
-                                TL_C.get(),
-                                TL_B.scope(TL_B.get(), TL_ID.scope(TL_ID.get(), async {})),
-                            ),
-                        ))
-                    })
-                    .collect();
-                for handle in handles {
-                    handle.await.unwrap();
-                }
-            };
-            let parent = TL_D.scope(
-                black_box(D(4)),
-                TL_C.scope(
-                    black_box(C(3)),
-                    TL_B.scope(black_box(B(2)), TL_ID.scope(black_box(A(7)), parent)),
-                ),
-            );
-            rt.block_on(async { tokio::spawn(parent).await.unwrap() })
+            spawn_many!(
+                four_keys,
+                |_| rescoped4(),
+                |f| rt.block_on(async { tokio::spawn(f).await.unwrap() }),
+                tokio::spawn,
+                Result::unwrap
+            )
         })
     });
     g.finish();
@@ -456,6 +470,18 @@ fn tokio_in_span_variants(rt: &'static tokio::runtime::Runtime) -> Variants<'sta
             }),
         ),
         (
+            "task_local!, 4 keys, + in_current_span()",
+            Box::new(move || {
+                spawn_many!(
+                    four_keys_in_span,
+                    |_| rescoped4(),
+                    |f| block_on(Box::pin(f)),
+                    |t| tokio::spawn(Instrument::in_current_span(t)),
+                    Result::unwrap
+                )
+            }),
+        ),
+        (
             "adapter, 1 store",
             Box::new(move || {
                 spawn_many!(
@@ -520,6 +546,18 @@ fn interleaved(rounds: usize) {
                 spawn_many!(
                     one_key,
                     |_| TL_ID.scope(TL_ID.get(), async {}),
+                    |f| block_on(Box::pin(f)),
+                    tokio::spawn,
+                    Result::unwrap
+                )
+            }),
+        ));
+        variants.push((
+            "task_local!, 4 keys",
+            Box::new(move || {
+                spawn_many!(
+                    four_keys,
+                    |_| rescoped4(),
                     |f| block_on(Box::pin(f)),
                     tokio::spawn,
                     Result::unwrap
