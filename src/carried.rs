@@ -13,7 +13,8 @@
 //! snapshot (a `Snapshot`'s size) otherwise. With the `tracing` feature the
 //! span current at the spawn travels too (five words): beside a `OneWord`
 //! ([`InSpan`]) or inside the snapshot, and only when there is one, so a
-//! task spawned outside any span is as small as without the feature. Each
+//! task spawned outside any span is as small as without the feature (its
+//! full snapshot has no room for a span: `Full<NoSpan>`). Each
 //! carrier is captured in place, allocates nothing for small stores, and
 //! behaves exactly like the others: see
 //! [`WithStore::with_snapshot`](crate::WithStore::with_snapshot) for what the
@@ -28,10 +29,14 @@ use pin_project_lite::pin_project;
 
 pub(crate) use crate::frame::carry::one_word::OneWord;
 use crate::frame::carry::SNAPSHOT_WORDS;
-use crate::snapshot::SnapshotIn;
+#[cfg(feature = "tracing")]
+use crate::snapshot::NoSpan;
+use crate::snapshot::{SnapshotIn, SpanSlot};
 
-/// A snapshot of any stores, the size of a [`Snapshot`](crate::Snapshot).
-pub(crate) type Full = SnapshotIn<SNAPSHOT_WORDS>;
+/// A snapshot of any stores, the size of a [`Snapshot`](crate::Snapshot),
+/// with what it keeps of the current span (the span itself with `tracing`),
+/// or with `S` (`NoSpan`, outside any span).
+pub(crate) type Full<S = crate::snapshot::CaptureSpan> = SnapshotIn<SNAPSHOT_WORDS, S>;
 
 /// What a [`Carried`] future holds: the stores to make visible at each poll.
 pub(crate) trait Stores: Send + 'static {
@@ -41,7 +46,7 @@ pub(crate) trait Stores: Send + 'static {
     fn run<R>(self: Pin<&mut Self>, f: impl FnOnce() -> R) -> R;
 }
 
-impl<const W: usize> Stores for SnapshotIn<W> {
+impl<const W: usize, S: SpanSlot> Stores for SnapshotIn<W, S> {
     #[inline]
     fn run<R>(self: Pin<&mut Self>, f: impl FnOnce() -> R) -> R {
         SnapshotIn::run_pinned(self.into_ref(), f)
@@ -83,25 +88,27 @@ pub(crate) enum Capture {
     /// The same, inside a span.
     #[cfg(feature = "tracing")]
     WordInSpan(InSpan),
-    /// Anything else: a full snapshot, captured by the spawn's own arm.
+    /// Anything else: a full snapshot, captured by the spawn's own arm
+    /// (inside a span, with the span).
     Full(FullCapture),
+    /// Anything else, outside any span: a full snapshot without room for
+    /// a span (a `Snapshot`'s 104 bytes, where one with a span is 144, and
+    /// tasks above 128 bytes cost more to move and to allocate).
+    #[cfg(feature = "tracing")]
+    FullOutsideSpan(FullCapture<NoSpan>),
 }
 
 /// A full snapshot still to capture, in place in the arm that spawns it
 /// (returned from a function, a `Snapshot`'s 104 bytes would be copied
 /// once more), with the span that [`capture`] asked for already.
-pub(crate) struct FullCapture {
-    #[cfg(feature = "tracing")]
-    span: tracing::Span,
+pub(crate) struct FullCapture<S: SpanSlot = crate::snapshot::CaptureSpan> {
+    span: S,
 }
 
-impl FullCapture {
+impl<S: SpanSlot> FullCapture<S> {
     #[inline]
-    pub(crate) fn capture(self) -> Full {
-        Full::capture_in(
-            #[cfg(feature = "tracing")]
-            self.span,
-        )
+    pub(crate) fn capture(self) -> Full<S> {
+        Full::capture_in(self.span)
     }
 }
 
@@ -109,16 +116,14 @@ impl FullCapture {
 /// unless it takes a full snapshot. Asks tracing for the current span once.
 #[inline]
 pub(crate) fn capture() -> Capture {
-    #[cfg(feature = "tracing")]
-    let span = tracing::Span::current();
+    let span = crate::snapshot::current_span();
     match OneWord::capture() {
         #[cfg(feature = "tracing")]
         Some(stores) if !span.is_none() => Capture::WordInSpan(InSpan { stores, span }),
         Some(stores) => Capture::Word(stores),
-        None => Capture::Full(FullCapture {
-            #[cfg(feature = "tracing")]
-            span,
-        }),
+        #[cfg(feature = "tracing")]
+        None if span.is_none() => Capture::FullOutsideSpan(FullCapture { span: NoSpan }),
+        None => Capture::Full(FullCapture { span }),
     }
 }
 
@@ -181,7 +186,8 @@ impl<F: Future, S: Stores> Future for Carried<F, S> {
 /// Spawns `$future` with the current stores, in the smallest [`Carried`]
 /// that holds them: `spawn_carried!(future, |task| runtime::spawn(task))`.
 /// The spawn expression is instantiated once per carrier (twice, or with
-/// `tracing` three times).
+/// `tracing` four times: one word-sized store or a full snapshot, each
+/// with the span or without).
 macro_rules! spawn_carried {
     ($future:expr, |$task:ident| $spawn:expr) => {{
         let future = $future;
@@ -196,6 +202,12 @@ macro_rules! spawn_carried {
                 $spawn
             }
             $crate::carried::Capture::Full(full) => {
+                let stores = full.capture();
+                let $task = $crate::carried::Carried::new(future, stores);
+                $spawn
+            }
+            #[cfg(feature = "tracing")]
+            $crate::carried::Capture::FullOutsideSpan(full) => {
                 let stores = full.capture();
                 let $task = $crate::carried::Carried::new(future, stores);
                 $spawn
@@ -271,28 +283,53 @@ mod tests {
 
     /// Inside a span, the span travels too: beside one word-sized store
     /// (and the task grows by the span and two words), or in the full
-    /// snapshot; outside it, nothing of it does.
+    /// snapshot; outside it, nothing of it does, and the full snapshot has
+    /// no room for it.
     #[cfg(feature = "tracing")]
     #[test]
     fn a_current_span_travels_beside_one_word_or_in_the_snapshot() {
         use tracing::subscriber::with_default;
-        let (one, two, sized, outside) = with_default(tracing_subscriber::registry(), || {
-            let span = tracing::info_span!("request");
-            let entered = span.enter();
-            let one = scope(7u64, spawn_here);
-            let two = scope(7u64, || scope(String::from("a"), spawn_here));
-            let sized = scope(7u64, || task_size(async { get::<u64>() }));
-            drop(entered);
-            (one, two, sized, scope(7u64, spawn_here))
-        });
+        fn two_stores<R>(f: impl FnOnce() -> R) -> R {
+            scope(7u64, || scope(String::from("a"), f))
+        }
+        let future = || async { (get::<u64>(), get::<String>()) };
+        let (one, two, sized, sized_two, outside, outside_two) =
+            with_default(tracing_subscriber::registry(), || {
+                let span = tracing::info_span!("request");
+                let entered = span.enter();
+                let one = scope(7u64, spawn_here);
+                let two = two_stores(spawn_here);
+                let sized = scope(7u64, || task_size(async { get::<u64>() }));
+                let sized_two = two_stores(|| task_size(future()));
+                drop(entered);
+                let outside = (scope(7u64, spawn_here), two_stores(spawn_here));
+                (
+                    one,
+                    two,
+                    sized,
+                    sized_two,
+                    outside,
+                    two_stores(|| task_size(future())),
+                )
+            });
         assert_eq!(one, ("one word in span", (Some(7), None)));
         assert_eq!(two, ("snapshot", (Some(7), Some(String::from("a")))));
-        assert_eq!(outside, ("one word", (Some(7), None)));
+        assert_eq!(outside.0, ("one word", (Some(7), None)));
+        assert_eq!(outside.1, two);
         let word = core::mem::size_of::<usize>();
-        let future = core::mem::size_of_val(&async { get::<u64>() });
-        let bound =
-            (future + 2 * word + core::mem::size_of::<tracing::Span>()).next_multiple_of(word);
+        let span = core::mem::size_of::<tracing::Span>();
+        let size = core::mem::size_of_val(&async { get::<u64>() });
+        let bound = (size + 2 * word + span).next_multiple_of(word);
         assert!(sized.0 <= bound, "{sized:?}, more than {bound}");
+        // Several stores: the full snapshot, with the span inside one, and
+        // without room for it outside.
+        let size = core::mem::size_of_val(&future());
+        let snapshot = core::mem::size_of::<crate::Snapshot>();
+        let bound = (size + snapshot).next_multiple_of(word);
+        assert!(sized_two.0 <= bound, "{sized_two:?}, more than {bound}");
+        let bound = (size + snapshot - span).next_multiple_of(word);
+        assert!(outside_two.0 <= bound, "{outside_two:?}, more than {bound}");
+        assert!(outside_two.1.contains("NoSpan"), "{}", outside_two.1);
     }
 
     #[test]

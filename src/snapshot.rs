@@ -73,45 +73,90 @@ pub struct Snapshot {
 }
 
 /// A snapshot with `W` words of stores inline: [`Snapshot`] is one with
-/// [`SNAPSHOT_WORDS`], as is the full snapshot of an adapter's task
-/// (`crate::carried`). The stores and, with `tracing`, the span current at
-/// capture.
+/// [`SNAPSHOT_WORDS`], as are the full snapshots of an adapter's task
+/// (`crate::carried`). The stores and, in `S`, the span current at capture
+/// (with `tracing`; a [`NoSpan`] otherwise, and in an adapter's task
+/// spawned outside any span).
 ///
 /// It is `!Unpin`, so that a future that holds one (`Scoped<F, Snapshot>`,
 /// an adapter's task) is too: once pinned, its stores never move again, and
 /// several inline stores are linked to each other once rather than at every
 /// poll (see [`run_pinned`](Self::run_pinned)).
-pub(crate) struct SnapshotIn<const W: usize> {
+pub(crate) struct SnapshotIn<const W: usize, S: SpanSlot = CaptureSpan> {
     stores: Captured<W>,
-    #[cfg(feature = "tracing")]
-    span: tracing::Span,
+    span: S,
     _pinned: PhantomPinned,
 }
 
-impl<const W: usize> SnapshotIn<W> {
-    /// Copies the stores visible now (and, with `tracing`, takes `span`,
-    /// the span current now, which the caller has asked for already). (For
-    /// the adapters' tasks: `crate::carried`.)
+/// What a snapshot keeps of the span current at capture, to enter it with
+/// the stores.
+pub(crate) trait SpanSlot: Send + Sync + 'static {
+    /// The span to enter, unless there is none.
+    #[cfg(feature = "tracing")]
+    fn span(&self) -> Option<&tracing::Span>;
+}
+
+/// No span: what a snapshot keeps without the `tracing` feature, and what
+/// an adapter's task spawned outside any span keeps with it (a
+/// `tracing::Span` is five words).
+#[derive(Clone)]
+pub(crate) struct NoSpan;
+
+impl SpanSlot for NoSpan {
+    #[cfg(feature = "tracing")]
+    #[inline(always)]
+    fn span(&self) -> Option<&tracing::Span> {
+        None
+    }
+}
+
+#[cfg(feature = "tracing")]
+impl SpanSlot for tracing::Span {
+    #[inline]
+    fn span(&self) -> Option<&tracing::Span> {
+        Some(self).filter(|span| !span.is_none())
+    }
+}
+
+/// What a [`Snapshot`] keeps of the span current at capture: the span
+/// itself with `tracing`, nothing without.
+#[cfg(feature = "tracing")]
+pub(crate) type CaptureSpan = tracing::Span;
+/// What a [`Snapshot`] keeps of the span current at capture: the span
+/// itself with `tracing`, nothing without.
+#[cfg(not(feature = "tracing"))]
+pub(crate) type CaptureSpan = NoSpan;
+
+/// The span current now (`tracing::Span::current()`), or [`NoSpan`]
+/// without `tracing`.
+#[inline]
+pub(crate) fn current_span() -> CaptureSpan {
+    #[cfg(feature = "tracing")]
+    return tracing::Span::current();
+    #[cfg(not(feature = "tracing"))]
+    NoSpan
+}
+
+impl<const W: usize, S: SpanSlot> SnapshotIn<W, S> {
+    /// Copies the stores visible now, with `span` (for a `Snapshot`, the
+    /// span current now, which the caller has asked for already). (For the
+    /// adapters' tasks: `crate::carried`.)
     #[inline]
     #[cfg_attr(
         not(any(feature = "tokio", feature = "async-std", feature = "smol")),
         allow(dead_code)
     )]
-    pub(crate) fn capture_in(#[cfg(feature = "tracing")] span: tracing::Span) -> Self {
-        let mut snapshot = SnapshotIn::empty_in(
-            #[cfg(feature = "tracing")]
-            span,
-        );
+    pub(crate) fn capture_in(span: S) -> Self {
+        let mut snapshot = SnapshotIn::empty_in(span);
         snapshot.fill();
         snapshot
     }
 
-    /// No stores yet (and, with `tracing`, that span).
+    /// No stores yet, and that span.
     #[inline]
-    fn empty_in(#[cfg(feature = "tracing")] span: tracing::Span) -> Self {
+    fn empty_in(span: S) -> Self {
         SnapshotIn {
             stores: Captured::empty(),
-            #[cfg(feature = "tracing")]
             span,
             _pinned: PhantomPinned,
         }
@@ -166,19 +211,7 @@ impl<const W: usize> SnapshotIn<W> {
     #[cfg(feature = "tracing")]
     #[inline]
     fn span(&self) -> Option<&tracing::Span> {
-        Some(&self.span).filter(|span| !span.is_none())
-    }
-}
-
-impl<const W: usize> Clone for SnapshotIn<W> {
-    #[inline]
-    fn clone(&self) -> Self {
-        let mut copy = SnapshotIn::empty_in(
-            #[cfg(feature = "tracing")]
-            self.span.clone(),
-        );
-        self.clone_to(&mut copy);
-        copy
+        self.span.span()
     }
 }
 
@@ -197,12 +230,9 @@ impl Snapshot {
     #[must_use]
     #[inline]
     pub fn capture() -> Snapshot {
-        // Filled in place: `SnapshotIn::capture` would be moved in.
+        // Filled in place: `SnapshotIn::capture_in` would be moved in.
         let mut snapshot = Snapshot {
-            inner: SnapshotIn::empty_in(
-                #[cfg(feature = "tracing")]
-                tracing::Span::current(),
-            ),
+            inner: SnapshotIn::empty_in(current_span()),
         };
         snapshot.inner.fill();
         snapshot
@@ -224,10 +254,10 @@ impl Snapshot {
     #[must_use]
     pub fn empty() -> Snapshot {
         Snapshot {
-            inner: SnapshotIn::empty_in(
-                #[cfg(feature = "tracing")]
-                tracing::Span::none(),
-            ),
+            #[cfg(feature = "tracing")]
+            inner: SnapshotIn::empty_in(tracing::Span::none()),
+            #[cfg(not(feature = "tracing"))]
+            inner: SnapshotIn::empty_in(NoSpan),
         }
     }
 
@@ -344,10 +374,7 @@ impl Clone for Snapshot {
     /// otherwise).
     fn clone(&self) -> Snapshot {
         let mut copy = Snapshot {
-            inner: SnapshotIn::empty_in(
-                #[cfg(feature = "tracing")]
-                self.inner.span.clone(),
-            ),
+            inner: SnapshotIn::empty_in(self.inner.span.clone()),
         };
         self.inner.clone_to(&mut copy.inner);
         copy

@@ -78,23 +78,33 @@ fn spawns_outside_any_span_start_in_none_with_the_stores() {
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();
-    let inner = info_span!("inside the task");
-    let inner_id = inner.id();
-    let (first, later) = rt.block_on(
+    // What a task sees first, then inside a span of its own.
+    let task = |inner: Span| async move {
+        let first = (current(), get::<u8>(), get::<String>());
+        let later = async { (current(), get::<u8>(), get::<String>()) }
+            .instrument_in(inner)
+            .await;
+        (first, later)
+    };
+    let (inner, inner_two) = (info_span!("inside the task"), info_span!("inside"));
+    let (inner_id, inner_two_id) = (inner.id(), inner_two.id());
+    let (one, two) = rt.block_on(
         async move {
-            let task = async_local_storage::adapters::tokio::spawn(async move {
-                let first = (current(), get::<u8>());
-                let later = async { (current(), get::<u8>()) }
-                    .instrument_in(inner)
-                    .await;
-                (first, later)
-            });
-            task.await.unwrap()
+            let spawn = async_local_storage::adapters::tokio::spawn;
+            // One word-sized store, then two stores (the full snapshot).
+            let one = spawn(task(inner)).await.unwrap();
+            let two = async { spawn(task(inner_two)).await.unwrap() }
+                .with_store(String::from("job"))
+                .await;
+            (one, two)
         }
         .with_store(2u8),
     );
-    assert_eq!(first, (None, Some(2)));
-    assert_eq!(later, (inner_id, Some(2)));
+    assert_eq!(one.0, (None, Some(2), None));
+    assert_eq!(one.1, (inner_id, Some(2), None));
+    let job = Some(String::from("job"));
+    assert_eq!(two.0, (None, Some(2), job.clone()));
+    assert_eq!(two.1, (inner_two_id, Some(2), job));
     assert_eq!(current(), None);
 }
 
