@@ -142,29 +142,11 @@ fn rescoped4() -> impl Future<Output = ()> + Send {
     )
 }
 
-/// The parent with one store, inside a span (`spawn_tokio_current_thread_in_span`).
+/// `parent` inside a span (`spawn_tokio_current_thread_in_span`), around
+/// its stores or keys: `|p| in_span(one_store(p))`.
 #[cfg(feature = "tracing")]
-fn one_store_in_span<F: Future>(parent: F) -> impl Future<Output = F::Output> {
-    tracing::Instrument::instrument(one_store(parent), tracing::info_span!("request"))
-}
-
-/// The parent with four stores, inside a span.
-#[cfg(feature = "tracing")]
-fn four_stores_in_span<F: Future>(parent: F) -> impl Future<Output = F::Output> {
-    tracing::Instrument::instrument(four_stores(parent), tracing::info_span!("request"))
-}
-
-/// The parent with one `task_local!` key set instead of a store, inside a
-/// span.
-#[cfg(feature = "tracing")]
-fn key_in_span<F: Future>(parent: F) -> impl Future<Output = F::Output> {
-    tracing::Instrument::instrument(one_key(parent), tracing::info_span!("request"))
-}
-
-/// The parent with four `task_local!` keys set, inside a span.
-#[cfg(feature = "tracing")]
-fn four_keys_in_span<F: Future>(parent: F) -> impl Future<Output = F::Output> {
-    tracing::Instrument::instrument(four_keys(parent), tracing::info_span!("request"))
+fn in_span<F: Future>(parent: F) -> tracing::instrument::Instrumented<F> {
+    tracing::Instrument::instrument(parent, tracing::info_span!("request"))
 }
 
 /// A task that holds one word of its own, the same type whichever way it
@@ -439,7 +421,7 @@ fn tokio_in_span_variants(rt: &'static tokio::runtime::Runtime) -> Variants<'sta
             "bare",
             Box::new(move || {
                 spawn_many!(
-                    one_store_in_span,
+                    |p| in_span(one_store(p)),
                     |f| block_on(Box::pin(f)),
                     tokio::spawn,
                     Result::unwrap
@@ -450,7 +432,7 @@ fn tokio_in_span_variants(rt: &'static tokio::runtime::Runtime) -> Variants<'sta
             "tokio::spawn(fut.in_current_span())",
             Box::new(move || {
                 spawn_many!(
-                    one_store_in_span,
+                    |p| in_span(one_store(p)),
                     |f| block_on(Box::pin(f)),
                     |t| tokio::spawn(Instrument::in_current_span(t)),
                     Result::unwrap
@@ -461,7 +443,7 @@ fn tokio_in_span_variants(rt: &'static tokio::runtime::Runtime) -> Variants<'sta
             "task_local!, 1 key, + in_current_span()",
             Box::new(move || {
                 spawn_many!(
-                    key_in_span,
+                    |p| in_span(one_key(p)),
                     |_| TL_ID.scope(TL_ID.get(), async {}),
                     |f| block_on(Box::pin(f)),
                     |t| tokio::spawn(Instrument::in_current_span(t)),
@@ -473,7 +455,7 @@ fn tokio_in_span_variants(rt: &'static tokio::runtime::Runtime) -> Variants<'sta
             "task_local!, 4 keys, + in_current_span()",
             Box::new(move || {
                 spawn_many!(
-                    four_keys_in_span,
+                    |p| in_span(four_keys(p)),
                     |_| rescoped4(),
                     |f| block_on(Box::pin(f)),
                     |t| tokio::spawn(Instrument::in_current_span(t)),
@@ -485,7 +467,7 @@ fn tokio_in_span_variants(rt: &'static tokio::runtime::Runtime) -> Variants<'sta
             "adapter, 1 store",
             Box::new(move || {
                 spawn_many!(
-                    one_store_in_span,
+                    |p| in_span(one_store(p)),
                     |f| block_on(Box::pin(f)),
                     async_local_storage::adapters::tokio::spawn,
                     Result::unwrap
@@ -496,7 +478,7 @@ fn tokio_in_span_variants(rt: &'static tokio::runtime::Runtime) -> Variants<'sta
             "adapter, 4 stores",
             Box::new(move || {
                 spawn_many!(
-                    four_stores_in_span,
+                    |p| in_span(four_stores(p)),
                     |f| block_on(Box::pin(f)),
                     async_local_storage::adapters::tokio::spawn,
                     Result::unwrap
