@@ -36,11 +36,15 @@
 //!   more, for another type, at other addresses. How far it lands from
 //!   1.000 is how much code layout alone moves a ratio;
 //! * `word task: ...`: a task that holds one word of its own (`async move`
-//!   over a `u64`), spawned by the runtime (`bare`) and by the adapter with
-//!   one and four stores. The last column gives them against the runtime's
-//!   spawn of that same task. An empty `async {}` holds nothing at all, so a
-//!   runtime can build its task from constants; a task with any data moves
-//!   it, and on tokio's current-thread runtime that alone costs 5–10%;
+//!   over a `u64`), spawned by the runtime (`bare`), by the adapter with
+//!   one and four stores, and by the runtime inside the two floors'
+//!   wrappers (`floor, 16 bytes larger`, `104 bytes larger`). The last
+//!   column gives them against the runtime's spawn of that same task. An
+//!   empty `async {}` holds nothing at all, so a runtime can build its task
+//!   from constants; a task with any data moves it, and on tokio's
+//!   current-thread runtime that alone costs 5–10%. The floors differ with
+//!   the task too: the word task 104 bytes larger crosses 128 bytes inside
+//!   smol's `Executor`, whose moves of it then call `memcpy`;
 //! * `bare, again (noise control)`: `bare` measured a second time as if it
 //!   were another variant. How far it lands from 1.000 is how far apart
 //!   two runs of the same code land in this run.
@@ -196,9 +200,10 @@ macro_rules! adapter_variants {
 /// A runtime's variants for [`interleaved`] (see the module docs): `bare`
 /// (its own `$spawn` from a parent with one store), the adapter's
 /// `$adapter` from a parent with one store and with four, the layout
-/// control, the [`word_task`] spawned both ways, and the two `floor` rows:
-/// `$spawn` of the empty task in a plain wrapper 16 bytes larger, from a
-/// parent with one store, and 104 bytes larger, from a parent with four.
+/// control, the [`word_task`] spawned both ways and inside both floors'
+/// wrappers, and the two `floor` rows: `$spawn` of the empty task in a
+/// plain wrapper 16 bytes larger, from a parent with one store, and 104
+/// bytes larger, from a parent with four.
 macro_rules! runtime_variants {
     ($name:literal, |$fut:ident| $block_on:expr, $spawn:expr, $adapter:expr, $join:expr) => {
         vec![
@@ -251,6 +256,30 @@ macro_rules! runtime_variants {
                         |i| word_task(i),
                         |$fut| $block_on,
                         $adapter,
+                        $join
+                    )
+                }),
+            ),
+            (
+                "word task: floor, 16 bytes larger",
+                Box::new(move || {
+                    spawn_many!(
+                        one_store,
+                        |i| common::padded::<[u64; 2], _>(word_task(i)),
+                        |$fut| $block_on,
+                        $spawn,
+                        $join
+                    )
+                }),
+            ),
+            (
+                "word task: floor, 104 bytes larger",
+                Box::new(move || {
+                    spawn_many!(
+                        four_stores,
+                        |i| common::padded::<[u64; 13], _>(word_task(i)),
+                        |$fut| $block_on,
+                        $spawn,
                         $join
                     )
                 }),
