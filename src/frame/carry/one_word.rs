@@ -27,7 +27,7 @@ use core::ops::ControlFlow;
 use core::ptr::NonNull;
 
 use super::{each_carried, Carry};
-use crate::frame::{imp, FramePtr, Header, Meta, Restore};
+use crate::frame::{imp, FramePtr, Header, Meta};
 
 /// The bytes of a value of at most one word, whatever its type.
 type Word = MaybeUninit<u64>;
@@ -128,26 +128,27 @@ impl OneWord {
     /// Runs `f` with exactly these stores visible: the store's value lent
     /// to a node on the stack (see the module docs), or nothing visible when
     /// there is no store.
+    ///
+    /// `f` is called from one place whether there is a store or not, so
+    /// that a task's poll, inlined into it, is inlined once.
     #[inline]
     pub(crate) fn run<R>(&mut self, f: impl FnOnce() -> R) -> R {
-        let Some(meta) = self.meta else {
-            let _restore = Restore(imp::enter(|_| FramePtr::NULL));
-            return f();
-        };
+        let mut node = MaybeUninit::<WordNode>::uninit();
         // A bitwise copy of the value is what is lent: it is never dropped
         // (see `Lend`), and nothing else accesses `self.value` meanwhile
-        // (`&mut self`).
-        let mut node = WordNode {
-            header: Header::new(meta),
-            value: self.value,
-        };
-        // (The node is reached only through this pointer from now on.)
-        let node = NonNull::from(&mut node);
-        let prev = imp::enter(|_| FramePtr(Some(node.cast())));
-        // (LIFO) `node` stays published exactly while `f` runs: `Lend`
+        // (`&mut self`). (The node is reached only through this pointer
+        // from now on.)
+        let lent = self.meta.map(|meta| {
+            NonNull::from(node.write(WordNode {
+                header: Header::new(meta),
+                value: self.value,
+            }))
+        });
+        let prev = imp::enter(|_| FramePtr(lent.map(NonNull::cast)));
+        // (LIFO) the node stays published exactly while `f` runs: `Lend`
         // unpublishes it on return and on unwind, before `node` goes away.
         let _lend = Lend {
-            node,
+            node: lent,
             home: &mut self.value,
             prev,
         };
@@ -155,11 +156,12 @@ impl OneWord {
     }
 }
 
-/// While a [`OneWord`]'s value is lent to a node on the stack: on drop
-/// (return or unwind), unpublishes the node and copies the value's bytes
-/// back to the `OneWord`, which owns it.
+/// While a [`OneWord`]'s value is lent to a node on the stack (or nothing
+/// is visible, without a store): on drop (return or unwind), unpublishes
+/// the node and copies the value's bytes back to the `OneWord`, which owns
+/// it.
 struct Lend<'a> {
-    node: NonNull<WordNode>,
+    node: Option<NonNull<WordNode>>,
     home: &'a mut Word,
     prev: FramePtr,
 }
@@ -169,10 +171,12 @@ impl Drop for Lend<'_> {
     fn drop(&mut self) {
         // Unpublished first: nothing reads the node after this.
         imp::set(self.prev);
-        // SAFETY: `node` is the live stack node of `OneWord::run`, which
-        // outlives this guard; no reference into it is alive (reads of the
-        // value ended with `f`).
-        *self.home = unsafe { (*self.node.as_ptr()).value };
+        if let Some(node) = self.node {
+            // SAFETY: `node` is the live stack node of `OneWord::run`,
+            // which outlives this guard; no reference into it is alive
+            // (reads of the value ended with `f`).
+            *self.home = unsafe { (*node.as_ptr()).value };
+        }
     }
 }
 
