@@ -24,6 +24,14 @@
 //!   runtime, spawned through the adapter from a parent with 1 or 4 stores:
 //!   spawn, poll, completion, join, plus the `block_on` and the parent's
 //!   poll that every `spawn` figure includes alike;
+//! * `spawn_adapter_smol_executor_*`: the same on a smol `Executor`, with a
+//!   task that holds one word of its own (so that the count shows whether
+//!   the executor inlines the task's poll into its own), driven by hand:
+//!   the parent polled, the executor ticked, the parent polled again;
+//! * `smol_*`: references, which the gate does not check: that task
+//!   spawned with the `Executor`'s own `spawn` (from a parent with 1 store),
+//!   and in plain wrappers 16 bytes larger (1 store) and 104 bytes larger
+//!   (4 stores), as for tokio below;
 //! * `tokio_*`: references, which the gate does not check: tokio
 //!   `task_local!` equivalents of the poll and read figures, and the same
 //!   task spawned with plain `tokio::spawn` (from a parent with 1 or 4
@@ -33,7 +41,7 @@
 //!   and re-scoping one `task_local!` key.
 //!
 //! Run: `scripts/instructions.sh` (installs the runner, prints the table,
-//! checks the baseline), or `cargo bench --features tokio --bench instructions`
+//! checks the baseline), or `cargo bench --features tokio,smol --bench instructions`
 //! with `gungraun-runner` of the same version as the `gungraun` dev-dependency
 //! on `PATH` (or in `GUNGRAUN_RUNNER`).
 
@@ -289,6 +297,71 @@ fn tokio_spawn_task_local() {
     count_one_task(&rt, TL_A.scope(A(1), parent));
 }
 
+// ---- a task's whole life on a smol `Executor` ----
+
+/// A task that holds one word of its own. (An empty `async {}` holds
+/// nothing, and its poll is nearly nothing: with this one, whether the
+/// runtime inlines the task's poll into its own shows in the count.)
+async fn word_task(word: u64) {
+    black_box(word);
+}
+
+/// Counts one task's life on a smol `Executor`: `parent(ex)` polled once
+/// (it spawns one word task on `ex` and waits for it), the executor ticked
+/// until it has nothing left to run (the task runs and completes), and the
+/// parent polled again (it joins the task). Driven by hand, with a no-op
+/// waker, so that nothing else is counted (`block_on(ex.run(..))` costs
+/// about 7,000 instructions of its own). One uncounted round first, with
+/// the same parent: it warms the executor, and the allocator for the
+/// task's size.
+fn count_one_smol_task<P: Future<Output = ()>>(
+    parent: impl Fn(&'static smol::Executor<'static>) -> P,
+) {
+    let ex: &'static smol::Executor<'static> = Box::leak(Box::new(smol::Executor::new()));
+    let round = |count: &dyn Fn(&mut dyn FnMut())| {
+        let mut parent = pin!(black_box(parent(ex)));
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        count(&mut || {
+            assert!(parent.as_mut().poll(&mut cx).is_pending());
+            while ex.try_tick() {}
+            assert!(parent.as_mut().poll(&mut cx).is_ready());
+        });
+    };
+    round(&|f| f());
+    round(&|f| measured_op(f));
+}
+
+#[library_benchmark]
+fn spawn_adapter_smol_executor_1() {
+    use async_local_storage::adapters::smol::ExecutorExt;
+    count_one_smol_task(|ex| async { ex.spawn_with_stores(word_task(1)).await }.with_store(A(1)));
+}
+
+#[library_benchmark]
+fn spawn_adapter_smol_executor_4() {
+    use async_local_storage::adapters::smol::ExecutorExt;
+    count_one_smol_task(|ex| common::stores4(async { ex.spawn_with_stores(word_task(1)).await }));
+}
+
+#[library_benchmark]
+fn smol_executor_spawn_bare() {
+    count_one_smol_task(|ex| async { ex.spawn(word_task(1)).await }.with_store(A(1)));
+}
+
+#[library_benchmark]
+fn smol_executor_spawn_padded_16() {
+    count_one_smol_task(|ex| {
+        async { ex.spawn(common::padded::<[u64; 2], _>(word_task(1))).await }.with_store(A(1))
+    });
+}
+
+#[library_benchmark]
+fn smol_executor_spawn_padded_104_in_4() {
+    count_one_smol_task(|ex| {
+        common::stores4(async { ex.spawn(common::padded::<[u64; 13], _>(word_task(1))).await })
+    });
+}
+
 // ---- tokio task_local! (reference, not gated) ----
 
 #[library_benchmark]
@@ -362,6 +435,17 @@ library_benchmark_group!(
     ]
 );
 
+library_benchmark_group!(
+    name = spawn_smol_executor,
+    benchmarks = [
+        spawn_adapter_smol_executor_1,
+        spawn_adapter_smol_executor_4,
+        smol_executor_spawn_bare,
+        smol_executor_spawn_padded_16,
+        smol_executor_spawn_padded_104_in_4
+    ]
+);
+
 main!(
     config = LibraryBenchmarkConfig::default()
         .tool(Callgrind::default().entry_point(EntryPoint::Custom(ENTRY_POINT.to_owned()))),
@@ -371,6 +455,7 @@ main!(
         snapshot,
         scoped_drop,
         spawn,
+        spawn_smol_executor,
         tokio_reference
     ]
 );

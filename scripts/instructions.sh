@@ -4,8 +4,9 @@
 # (names ending in " [without tracing]"), prints `name | baseline | now |
 # change`, and fails when any of our figures grows by more than 5% over
 # `benches/instructions.baseline`.
-# The references (names starting with `tokio_`: tokio's `task_local!` and
-# plain spawns) are shown and never fail the gate.
+# The references (names starting with `tokio_` or `smol_`: tokio's
+# `task_local!`, and each runtime's plain spawns) are shown and never fail
+# the gate.
 #
 #   scripts/instructions.sh            # check against the baseline
 #   scripts/instructions.sh --update   # rewrite the baseline with this run
@@ -88,16 +89,17 @@ fi
 
 # ---- run: one JSON summary per benchmark on stdout, for each build ----
 # Two builds: every feature (as CI's other checks), and without `tracing`
-# (`--features tokio`, what the benchmark needs), the usual build, where
+# (`--features tokio,smol`, what the benchmark needs), the usual build, where
 # some paths differ (a snapshot has no span; see `settle_one_word` in
 # src/frame/carry.rs). The second build's names end in SUFFIX, and its
-# references (tokio's own figures, the same in both builds) are left out.
+# references (the runtimes' own figures, the same in both builds) are left
+# out.
 SUFFIX=" [without tracing]"
 out_all=$(mktemp)
 out_plain=$(mktemp)
 trap 'rm -f "$out_all" "$out_plain"' EXIT
 cargo bench --profile instructions --all-features --bench instructions -- --output-format=json --nosummary >"$out_all"
-cargo bench --profile instructions --features tokio --bench instructions -- --output-format=json --nosummary >"$out_plain"
+cargo bench --profile instructions --features tokio,smol --bench instructions -- --output-format=json --nosummary >"$out_plain"
 
 # ---- compare ----
 RUSTC_VERSION=$(rustc --version) python3 - "$out_all" "$out_plain" "$SUFFIX" "$BASELINE" "$THRESHOLD_PCT" "$update" <<'EOF'
@@ -107,7 +109,7 @@ import sys
 
 out_all, out_plain, suffix, baseline_path, threshold, update = sys.argv[1:7]
 threshold, update = float(threshold), update == "1"
-REFERENCE_PREFIX = "tokio_"
+REFERENCE_PREFIXES = ("tokio_", "smol_")
 
 # Instructions executed (callgrind's Ir) per benchmark, in run order: the
 # build with every feature, then the one without `tracing` (names + suffix).
@@ -122,7 +124,7 @@ for out, name_suffix in ((out_all, ""), (out_plain, suffix)):
         callgrind = [p for p in summary["profiles"] if p["tool"] == "Callgrind"]
         ir = callgrind[0]["data"]["total"]["metrics"]["Ir"]["values"]["new"]
         found += 1
-        if name_suffix and summary["function_name"].startswith(REFERENCE_PREFIX):
+        if name_suffix and summary["function_name"].startswith(REFERENCE_PREFIXES):
             # tokio's figures do not depend on our features: shown once.
             continue
         now[summary["function_name"] + name_suffix] = int(ir)
@@ -137,7 +139,7 @@ rustc = os.environ.get("RUSTC_VERSION", "")
 header = (
     "# Instruction counts (callgrind Ir) of benches/instructions.rs, one operation each.\n"
     "# Made by scripts/instructions.sh --update with: " + rustc + "\n"
-    "# Names starting with tokio_ are a reference and are not gated.\n"
+    "# Names starting with tokio_ or smol_ are a reference and are not gated.\n"
     "# Names ending in" + suffix + " are of the build without the tracing feature.\n"
 )
 
@@ -160,7 +162,7 @@ if os.path.exists(baseline_path):
 
 rows, failures = [], []
 for name in list(baseline) + [n for n in now if n not in baseline]:
-    reference = name.startswith(REFERENCE_PREFIX)
+    reference = name.startswith(REFERENCE_PREFIXES)
     base, cur = baseline.get(name), now.get(name)
     label = name + (" (reference)" if reference else "")
     if base is None:
