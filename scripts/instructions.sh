@@ -27,8 +27,9 @@
 # and say so in the commit. The baseline records the rustc it was made with.
 # snapshot_capture_4 also depends on whether the benchmark's four store types
 # share a bit of the capture walk's Bloom filter (they do today, in both
-# builds: about 60 instructions without tracing); `TypeId`s change with the
-# compiler, so that figure can move by a fifth with no code change: see
+# builds: 37 instructions without tracing, 19 with it); `TypeId`s change
+# with the compiler and with the features, so that figure can move by a
+# fifth with no code change: see
 # BENCHMARKS.md, "Instruction counts: the CI gate".
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -125,7 +126,7 @@ for out, name_suffix in ((out_all, ""), (out_plain, suffix)):
         ir = callgrind[0]["data"]["total"]["metrics"]["Ir"]["values"]["new"]
         found += 1
         if name_suffix and summary["function_name"].startswith(REFERENCE_PREFIXES):
-            # tokio's figures do not depend on our features: shown once.
+            # The runtimes' figures do not depend on `tracing`: shown once.
             continue
         now[summary["function_name"] + name_suffix] = int(ir)
     if not found:
