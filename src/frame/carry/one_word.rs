@@ -309,6 +309,23 @@ mod tests {
     }
 
     #[test]
+    fn a_panic_without_a_store_restores_what_was_visible() {
+        let mut empty = OneWord::capture().unwrap();
+        let seen = scope(1u64, || {
+            let panicked = catch_unwind(AssertUnwindSafe(|| {
+                empty.run(|| {
+                    assert_eq!(get::<u64>(), None);
+                    panic!("inside the run");
+                })
+            }));
+            assert!(panicked.is_err());
+            get::<u64>()
+        });
+        assert_eq!(seen, Some(1));
+        assert_eq!(get::<u64>(), None);
+    }
+
+    #[test]
     fn the_value_is_dropped_once_when_the_stores_are() {
         let shared = Arc::new(());
         let mut stores = scope(Arc::clone(&shared), OneWord::capture).unwrap();
