@@ -338,3 +338,86 @@ fn a_panicking_store_drop_leaks_nothing() {
         assert!(get::<Outer>().is_none());
     }
 }
+
+/// A store whose `Clone` panics stops a capture or a clone half-way: the
+/// stores copied before it are dropped, once each, whether they were inline
+/// or already moved to the heap, and nothing stays published.
+#[test]
+fn a_panicking_store_clone_leaks_nothing() {
+    use std::cell::Cell;
+    use std::panic::{catch_unwind, AssertUnwindSafe};
+    use std::sync::Arc;
+
+    thread_local! {
+        static FAIL: Cell<bool> = const { Cell::new(false) };
+    }
+    /// Its clone panics while `FAIL` is set.
+    struct PanicsOnClone;
+    impl Clone for PanicsOnClone {
+        fn clone(&self) -> Self {
+            if FAIL.get() {
+                panic!("store clone failed");
+            }
+            PanicsOnClone
+        }
+    }
+    #[derive(Clone)]
+    struct Inner(#[allow(dead_code)] Arc<()>);
+    #[derive(Clone)]
+    struct Outer(#[allow(dead_code)] Arc<()>);
+    /// Too large to stay inline: a capture that reaches it moves what it
+    /// copied so far to the heap.
+    #[derive(Clone)]
+    struct Big(#[allow(dead_code)] Arc<()>, #[allow(dead_code)] [u64; 16]);
+
+    /// Calls `f` with `PanicsOnClone` alone visible (`"one"`), inside
+    /// `Outer` and around `Inner` (`"inline"`), and with `Big` between
+    /// them too (`"heap"`). The capture walks the innermost first, so
+    /// `Inner` (and `Big`) are copied before the clone that panics.
+    fn stores(how: &str, arcs: &[Arc<()>; 3], f: impl FnOnce()) {
+        let [inner, outer, big] = arcs.clone();
+        match how {
+            "one" => scope(PanicsOnClone, f),
+            "inline" => scope(Outer(outer), || {
+                scope(PanicsOnClone, || scope(Inner(inner), f))
+            }),
+            _ => scope(Outer(outer), || {
+                scope(PanicsOnClone, || {
+                    scope(Big(big, [0; 16]), || scope(Inner(inner), f))
+                })
+            }),
+        }
+    }
+    fn failing<R>(f: impl FnOnce() -> R) -> bool {
+        FAIL.set(true);
+        let result = catch_unwind(AssertUnwindSafe(f));
+        FAIL.set(false);
+        result.is_err()
+    }
+
+    let arcs = [Arc::new(()), Arc::new(()), Arc::new(())];
+    let counts = || arcs.each_ref().map(Arc::strong_count);
+    for how in ["one", "inline", "heap"] {
+        stores(how, &arcs, || {
+            let before = counts();
+            assert!(failing(Snapshot::capture), "{how}: the capture panicked");
+            assert_eq!(counts(), before, "{how}: after the capture");
+            assert_eq!(get::<Inner>().is_some(), how != "one");
+        });
+        stores(how, &arcs, || {
+            let before = counts();
+            let snapshot = Snapshot::capture();
+            let captured = counts();
+            let copies = if how == "one" { 0 } else { 1 };
+            assert_eq!(captured[0], before[0] + copies, "{how}: Inner captured");
+            assert!(failing(|| snapshot.clone()), "{how}: the clone panicked");
+            assert_eq!(counts(), captured, "{how}: after the clone");
+            let seen = snapshot.run(|| (get::<Inner>().is_some(), get::<Big>().is_some()));
+            assert_eq!(seen, (how != "one", how == "heap"));
+            drop(snapshot);
+            assert_eq!(counts(), before, "{how}: after the snapshot");
+        });
+        assert_eq!(counts(), [1, 1, 1], "{how}: after the scopes");
+        assert!(get::<Inner>().is_none() && get::<PanicsOnClone>().is_none());
+    }
+}

@@ -309,6 +309,24 @@ mod tests {
     }
 
     #[test]
+    fn a_panicking_clone_captures_nothing() {
+        /// Word-sized, and needs dropping: a half-made capture would drop it.
+        struct Fails(#[allow(dead_code)] Arc<()>);
+        impl Clone for Fails {
+            fn clone(&self) -> Self {
+                panic!("store clone failed");
+            }
+        }
+        let shared = Arc::new(());
+        let result = scope(Fails(Arc::clone(&shared)), || {
+            catch_unwind(OneWord::capture).map(|_| ())
+        });
+        assert!(result.is_err());
+        assert_eq!(Arc::strong_count(&shared), 1);
+        assert!(!crate::is_set::<Fails>());
+    }
+
+    #[test]
     fn a_panic_without_a_store_restores_what_was_visible() {
         let mut empty = OneWord::capture().unwrap();
         let seen = scope(1u64, || {
