@@ -54,6 +54,7 @@ use std::hint::black_box;
 use std::pin::{pin, Pin};
 use std::task::{Context, Poll};
 
+use async_local_storage::adapters::smol::ExecutorExt;
 use async_local_storage::{get, scope, Snapshot, WithStore};
 use gungraun::{
     library_benchmark, library_benchmark_group, main, Callgrind, EntryPoint, LibraryBenchmarkConfig,
@@ -333,13 +334,11 @@ fn count_one_smol_task<P: Future<Output = ()>>(
 
 #[library_benchmark]
 fn spawn_adapter_smol_executor_1() {
-    use async_local_storage::adapters::smol::ExecutorExt;
     count_one_smol_task(|ex| async { ex.spawn_with_stores(word_task(1)).await }.with_store(A(1)));
 }
 
 #[library_benchmark]
 fn spawn_adapter_smol_executor_4() {
-    use async_local_storage::adapters::smol::ExecutorExt;
     count_one_smol_task(|ex| common::stores4(async { ex.spawn_with_stores(word_task(1)).await }));
 }
 
