@@ -126,8 +126,9 @@ where
 /// both closures, and hidden while the calling thread waits (work it steals
 /// meanwhile does not see them).
 ///
-/// Cost: one [`Snapshot::capture`] and one clone (one allocation per store
-/// each), whether or not `oper_b` is stolen.
+/// Cost: one [`Snapshot::capture`] and one clone (no allocation when the
+/// stores fit inline, one each beyond; see [`Snapshot`]), whether or not
+/// `oper_b` is stolen.
 ///
 /// # Panics
 ///
@@ -580,21 +581,25 @@ pub trait ParallelIteratorExt: ParallelIterator {
     ///
     /// # Cost
     ///
-    /// The snapshot is captured here (one allocation per store), and cloned
-    /// once each time rayon splits the work (one allocation per store per
-    /// split), never per item: rayon splits into a few jobs per thread, plus
-    /// more when jobs are stolen. Per item, it adds at most what entering a
+    /// The snapshot is captured here, and cloned once each time rayon splits
+    /// the work, never per item: rayon splits into a few jobs per thread,
+    /// plus more when jobs are stolen. Neither allocates when the stores fit
+    /// inline (96 bytes, a two-word header per store included; see
+    /// [`Snapshot`]); beyond, each allocates once. Per item, it adds at most what entering a
     /// scope costs (no allocation); for sources that hand items over in
     /// batches (ranges, vectors, slices) not even that: the stores are made
     /// visible once per batch.
     ///
     /// # Where to put it
     ///
-    /// Its stores cover the closures of the adaptors after it. Adaptors that
-    /// pull items one by one from the iterator before them (`enumerate`,
-    /// `zip`, `chunks`, `rev`, `skip`, `take`, `step_by`, `interleave`...)
-    /// run the closures after them outside its reach: put `.with_stores()`
-    /// after those, just before the closures that read the stores.
+    /// Put it last: after every other adaptor, just before the closures that
+    /// read the stores. Its stores cover the closures of the adaptors after
+    /// it, unless one of those pulls the items before it one by one
+    /// (`enumerate`, `zip`, `rev`, `step_by`, `chunks`, `interleave`, and
+    /// the other adaptors that iterate rayon's producers): rayon then runs
+    /// *every* closure after `.with_stores()`, those before that adaptor
+    /// too, outside its reach, and they see no store. `skip` and `take` are
+    /// not among them.
     ///
     /// ```
     /// use async_local_storage::{get, scope, adapters::rayon::ParallelIteratorExt};

@@ -157,6 +157,57 @@ fn indexed_adaptors_stay_indexed_and_see_the_stores() {
     assert_eq!(folded, v.iter().sum::<u64>());
 }
 
+/// The rule the docs give for adaptors that pull the items before them one
+/// by one (`enumerate`, `zip`, `rev`, `step_by`, `chunks`, `interleave`):
+/// `with_stores` after them carries to every item, on every worker; `skip`
+/// and `take` are not among them and may come after it. Driven from outside
+/// the pool, with the caller's stores hidden there, so an item sees a store
+/// only through `with_stores`.
+#[test]
+fn with_stores_after_one_by_one_adaptors_reaches_every_item() {
+    let pool = pool();
+    let v: Vec<u64> = (0..1000).collect();
+    let check = |label: &str, got: Vec<Option<Caller>>, len: usize| {
+        assert_eq!(got.len(), len, "{label}");
+        let missing = got.iter().filter(|c| **c != Some(Caller("main"))).count();
+        assert_eq!(missing, 0, "{label}: {missing} of {len} items saw no store");
+    };
+    // Built (and so captured) in the scope, run with the stores hidden.
+    fn run<I: ParallelIterator<Item = Option<Caller>>>(
+        pool: &ThreadPool,
+        it: I,
+    ) -> Vec<Option<Caller>> {
+        async_local_storage::isolate(|| pool.install(|| it.collect()))
+    }
+    let seen = || get::<Caller>();
+    scope(Caller("main"), || {
+        let it = v.par_iter().enumerate().with_stores().map(|_| seen());
+        check("enumerate", run(&pool, it), 1000);
+        let it = v.par_iter().zip(v.par_iter()).with_stores().map(|_| seen());
+        check("zip", run(&pool, it), 1000);
+        let it = v.par_iter().rev().with_stores().map(|_| seen());
+        check("rev", run(&pool, it), 1000);
+        let it = v.par_iter().step_by(3).with_stores().map(|_| seen());
+        check("step_by", run(&pool, it), 334);
+        let it = v
+            .par_iter()
+            .chunks(7)
+            .with_stores()
+            .flat_map_iter(|c| c.into_iter().map(|_| seen()));
+        check("chunks", run(&pool, it), 1000);
+        let it = v.par_iter().interleave(&v).with_stores().map(|_| seen());
+        check("interleave", run(&pool, it), 2000);
+        let it = v
+            .par_iter()
+            .with_stores()
+            .skip(10)
+            .take(500)
+            .map(|_| seen());
+        check("skip, take", run(&pool, it), 500);
+    });
+    assert_workers_clean(&pool);
+}
+
 #[test]
 fn unindexed_adaptors_see_the_stores() {
     let pool = pool();
