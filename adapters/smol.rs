@@ -110,6 +110,24 @@
 //! as it is: the executor polls its other tasks between the polls of `fut`,
 //! outside its store.
 //!
+//! The executors' [`tick`](::smol::Executor::tick) and
+//! [`try_tick`](::smol::Executor::try_tick) poll a task too, where they are
+//! called: call them outside every scope, or inside [`isolate`](crate::isolate).
+//! The same goes for dropping an executor, which drops the tasks left in
+//! it on the calling thread: inside a scope, the destructors of tasks
+//! started with smol's own `spawn` see the caller's stores (tasks spawned
+//! through this module drop with their own).
+//!
+//! ```
+//! use async_local_storage::{isolate, scope};
+//!
+//! scope("user-1", || {
+//!     let ex = smol::LocalExecutor::new();
+//!     // ... smol::block_on(ex.run_with_stores(..)), ex.spawn(..) ...
+//!     isolate(|| drop(ex)); // the tasks left in it drop with no store visible
+//! });
+//! ```
+//!
 //! [`Executor::spawn`]: ::smol::Executor::spawn
 //! [`LocalExecutor::spawn`]: ::smol::LocalExecutor::spawn
 //! [`Executor::run`]: ::smol::Executor::run

@@ -134,6 +134,22 @@
 //! `isolate(|| driver(fut.with_snapshot(stores)))` (with [`isolate`] and
 //! [`with_snapshot`](crate::WithStore::with_snapshot)).
 //!
+//! Dropping a runtime or a [`LocalSet`] (or shutting a runtime down) drops
+//! the tasks left in it, on the calling thread: inside a scope, the
+//! destructors of tasks started with tokio's own spawns see the caller's
+//! stores (tasks spawned through this module drop with their own). Drop it
+//! outside every scope, or inside [`isolate`]:
+//!
+//! ```
+//! use async_local_storage::{isolate, scope};
+//!
+//! scope("user-1", || {
+//!     let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+//!     // ... rt.block_on_with_stores(..), tokio::spawn(..) ...
+//!     isolate(|| drop(rt)); // the tasks left in it drop with no store visible
+//! });
+//! ```
+//!
 //! # `tokio::task_local!`
 //!
 //! tokio's [`task_local!`](::tokio::task_local) is a separate mechanism with

@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 use async_local_storage::adapters::smol::{self as als, ExecutorExt, LocalExecutorExt};
 use async_local_storage::{get, is_set, scope, Snapshot, WithStore};
 use common::runtime::{
-    a_task_moves_between_threads, background, checked, driven, fed_by_a_plain_task, look,
-    loopback_echo, migrating_tasks, next_drop, panicking_task, stores_are_captured_at_spawn,
+    a_task_moves_between_threads, background, checked, driven, drop_in_scope, fed_by_a_plain_task,
+    look, loopback_echo, migrating_tasks, next_drop, panicking_task, stores_are_captured_at_spawn,
     thousands_of_tasks, yields_and_timers, BetweenPolls, Checks, DropProbe, RuntimeUnderTest, Seen,
     Sightings, TaskId, PATIENCE, WORKERS,
 };
@@ -566,4 +566,38 @@ fn the_adapters_block_on_carries_the_callers_stores_but_not_local_ones() {
         async_local_storage::scope_local(TaskId(2), || als::block_on(async { get::<TaskId>() }));
     assert_eq!(seen, None);
     assert!(Snapshot::capture().is_empty());
+}
+
+#[test]
+fn an_executor_dropped_inside_a_scope_drops_plain_tasks_with_its_stores() {
+    // The documented hazard: the tasks left in an executor are dropped where
+    // it is dropped, so smol's own tasks drop with the caller's stores
+    // visible. The remedy, dropping it inside `isolate`, shows them none.
+    for isolated in [false, true] {
+        let expected = (!isolated).then_some(TaskId(1));
+
+        let (tx, drops) = mpsc::channel();
+        let ex = Executor::new();
+        let (started, running) = mpsc::channel();
+        ex.spawn(DropProbe(tx.clone()).hold(move || started.send(()).unwrap()))
+            .detach();
+        assert!(ex.try_tick()); // the task has run once: it is a running task that is dropped
+        running.recv_timeout(PATIENCE).unwrap();
+        drop_in_scope(isolated, TaskId(1), ex);
+        assert_eq!(
+            next_drop(&drops),
+            expected,
+            "Executor, isolated: {isolated}"
+        );
+
+        let local = LocalExecutor::new();
+        local.spawn(DropProbe(tx).hold(|| ())).detach();
+        drop_in_scope(isolated, TaskId(1), local);
+        assert_eq!(
+            next_drop(&drops),
+            expected,
+            "LocalExecutor, isolated: {isolated}"
+        );
+        assert!(Snapshot::capture().is_empty());
+    }
 }

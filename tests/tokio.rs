@@ -15,11 +15,11 @@ use std::time::Duration;
 use async_local_storage::adapters::tokio::{self as als, HandleExt, JoinSetExt, LocalSetExt};
 use async_local_storage::{get, is_set, scope, with, Snapshot, WithStore};
 use common::runtime::{
-    a_task_moves_between_threads, background, checked, driven, each_task_sees_its_own_store,
-    fed_by_a_plain_task, look, loopback_echo, migrating_tasks, next_drop, panicking_task,
-    panicking_tasks, probe_the_threads, stores_are_captured_at_spawn, thousands_of_tasks,
-    yields_and_timers, BetweenPolls, Checks, DropProbe, RuntimeUnderTest, Seen, Sightings, TaskId,
-    PATIENCE, WORKERS,
+    a_task_moves_between_threads, background, checked, driven, drop_in_scope,
+    each_task_sees_its_own_store, fed_by_a_plain_task, look, loopback_echo, migrating_tasks,
+    next_drop, panicking_task, panicking_tasks, probe_the_threads, stores_are_captured_at_spawn,
+    thousands_of_tasks, yields_and_timers, BetweenPolls, Checks, DropProbe, RuntimeUnderTest, Seen,
+    Sightings, TaskId, PATIENCE, WORKERS,
 };
 use futures::future::Map;
 use futures::FutureExt;
@@ -610,4 +610,34 @@ fn local_set_drivers_with_stores_keep_the_store_to_the_driven_future() {
     );
     assert_eq!(drive, Sightings::isolated(TaskId(3)));
     assert!(Snapshot::capture().is_empty());
+}
+
+#[test]
+fn a_runtime_or_local_set_dropped_inside_a_scope_drops_plain_tasks_with_its_stores() {
+    // The documented hazard: the tasks left in a runtime (or a `LocalSet`)
+    // are dropped where it is dropped, so tokio's own tasks drop with the
+    // caller's stores visible. The remedy, dropping it inside `isolate`,
+    // shows them none.
+    for isolated in [false, true] {
+        let expected = (!isolated).then_some(TaskId(1));
+
+        let (tx, drops) = mpsc::channel();
+        let rt = current_thread();
+        let (started, running) = mpsc::channel();
+        rt.spawn(DropProbe(tx.clone()).hold(move || started.send(()).unwrap()));
+        rt.block_on(yield_now()); // the task has run once: it is a running task that is dropped
+        running.recv_timeout(PATIENCE).unwrap();
+        drop_in_scope(isolated, TaskId(1), rt);
+        assert_eq!(next_drop(&drops), expected, "runtime, isolated: {isolated}");
+
+        let local = LocalSet::new();
+        local.spawn_local(DropProbe(tx).hold(|| ()));
+        drop_in_scope(isolated, TaskId(1), local);
+        assert_eq!(
+            next_drop(&drops),
+            expected,
+            "LocalSet, isolated: {isolated}"
+        );
+        assert!(Snapshot::capture().is_empty());
+    }
 }

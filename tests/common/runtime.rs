@@ -162,6 +162,19 @@ impl DropProbe {
     }
 }
 
+/// Drops `value` inside a scope of `id`: as it is (the hazard of dropping a
+/// runtime there), or inside [`isolate`](async_local_storage::isolate) (the
+/// remedy the adapters' docs give).
+pub fn drop_in_scope<V>(isolated: bool, id: TaskId, value: V) {
+    scope(id, || {
+        if isolated {
+            async_local_storage::isolate(|| drop(value))
+        } else {
+            drop(value)
+        }
+    })
+}
+
 /// The next report of a [`DropProbe`], waiting boundedly for it.
 pub fn next_drop(drops: &mpsc::Receiver<Option<TaskId>>) -> Option<TaskId> {
     drops
