@@ -112,7 +112,7 @@
 //!
 //! The executors' [`tick`](::smol::Executor::tick) and
 //! [`try_tick`](::smol::Executor::try_tick) poll a task too, where they are
-//! called: call them outside every scope, or inside [`isolate`](crate::isolate).
+//! called: call them outside every scope, or inside [`isolate`].
 //! The same goes for dropping an executor, which drops the tasks left in
 //! it on the calling thread: inside a scope, the destructors of tasks
 //! started with smol's own `spawn` see the caller's stores (tasks spawned
