@@ -15,7 +15,8 @@
 //! They take and return exactly what async-std's functions do.
 //!
 //! And to drive the runtime from inside a scope, call [`block_on`] instead
-//! of [`async_std::task::block_on`] (see
+//! of [`async_std::task::block_on`], and
+//! [`BuilderExt::blocking_with_stores`] instead of [`Builder::blocking`] (see
 //! [below](#driving-the-runtime-inside-a-scope)).
 //!
 //! async-std is discontinued upstream in favour of [smol](crate::adapters::smol); this
@@ -85,8 +86,9 @@
 //! assert_eq!(seen, Some("user-1")); // the hazard: another task saw this caller's store
 //! ```
 //!
-//! This module's [`block_on`] drives the future with the caller's stores
-//! (captured when it is called) and every other task with none:
+//! This module's [`block_on`] (and [`BuilderExt::blocking_with_stores`],
+//! for a named task) drives the future with the caller's stores (captured
+//! when it is called) and every other task with none:
 //!
 //! ```
 //! use async_local_storage::{get, scope};
@@ -107,6 +109,7 @@
 //!
 //! [`Builder::spawn`]: ::async_std::task::Builder::spawn
 //! [`Builder::local`]: ::async_std::task::Builder::local
+//! [`Builder::blocking`]: ::async_std::task::Builder::blocking
 
 use core::future::Future;
 use std::io;
@@ -291,6 +294,38 @@ pub trait BuilderExt: sealed::Sealed {
     where
         F: Future<Output = T> + 'static,
         T: 'static;
+
+    /// Like [`Builder::blocking`], with the stores visible here visible at
+    /// every poll of `future`, and no store visible to anything else it runs
+    /// meanwhile: what this module's [`block_on`] does, for a task with the
+    /// builder's settings (its name).
+    ///
+    /// [`Builder::blocking`] is what [`async_std::task::block_on`] calls:
+    /// called inside a [`scope`](crate::scope), it lends the scope's stores
+    /// to every local task it polls (see
+    /// [Driving the runtime inside a scope](self#driving-the-runtime-inside-a-scope)).
+    ///
+    /// # Panics
+    ///
+    /// When `future` panics.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use async_local_storage::{get, scope, adapters::async_std::BuilderExt};
+    ///
+    /// let (own, plain) = scope(7u32, || {
+    ///     async_std::task::Builder::new().name("request".into()).blocking_with_stores(async {
+    ///         let plain = async_std::task::spawn_local(async { get::<u32>() }); // async-std's own
+    ///         (get::<u32>(), plain.await)
+    ///     })
+    /// });
+    /// assert_eq!(own, Some(7)); // the driven future keeps the caller's store
+    /// assert_eq!(plain, None); // the local task polled meanwhile sees none
+    /// ```
+    fn blocking_with_stores<F, T>(self, future: F) -> T
+    where
+        F: Future<Output = T>;
 }
 
 impl BuilderExt for Builder {
@@ -308,5 +343,13 @@ impl BuilderExt for Builder {
         T: 'static,
     {
         crate::carried::spawn_carried!(future, |task| self.local(task))
+    }
+
+    fn blocking_with_stores<F, T>(self, future: F) -> T
+    where
+        F: Future<Output = T>,
+    {
+        let snapshot = Snapshot::capture();
+        isolate(|| self.blocking(future.with_snapshot(snapshot)))
     }
 }

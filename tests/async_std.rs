@@ -352,6 +352,22 @@ fn the_adapters_block_on_keeps_the_store_to_the_driven_future() {
     });
     assert_eq!(drive, Sightings::isolated(TaskId(2)));
 
+    // `Builder::blocking`, which `block_on` calls: the hazard, then the adapter.
+    let (job, report) = background::<AsyncStd>();
+    task::spawn_local(job);
+    let drive = scope(TaskId(4), || {
+        Builder::new().blocking(driven(report, locally_spawned))
+    });
+    assert_eq!(drive, Sightings::leaked(TaskId(4)));
+    let (job, report) = background::<AsyncStd>();
+    task::spawn_local(job);
+    let drive = scope(TaskId(5), || {
+        Builder::new()
+            .name("driven".into())
+            .blocking_with_stores(driven(report, locally_spawned))
+    });
+    assert_eq!(drive, Sightings::isolated(TaskId(5)));
+
     // Local stores are not carried into the driven future.
     let seen =
         async_local_storage::scope_local(TaskId(3), || als::block_on(async { get::<TaskId>() }));
