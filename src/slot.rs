@@ -21,10 +21,11 @@
 //! ```
 //!
 //! A library can turn features on, but it cannot write that `unsafe impl`
-//! for the binary: a hosted program that ends up without `std` and without
-//! a registration fails to link, with an error that names the missing
-//! symbol (`_async_local_storage_0_1_slot_get`: register a slot with
-//! `set_slot!`, or enable `std`). With none of the three features, the build
+//! for the binary: a program that ends up without `std` and without a
+//! registration fails to link, the linker reporting `undefined symbol:
+//! _async_local_storage_0_1_slot_get` (and `_set`). The fix: register a
+//! slot with [`set_slot!`](crate::set_slot) in the final binary, or, on a
+//! hosted target, enable `std`. With none of the three features, the build
 //! stops with a `compile_error!` that names them. [`BACKEND`] says which
 //! backend a build selected.
 //!
@@ -61,8 +62,10 @@
 #[cfg(feature = "custom-slot")]
 use crate::FramePtr;
 
-/// The name of the slot backend this build selected: `"thread-local"`,
-/// `"custom"` or `"critical-section"`. Handy in logs and benchmark output.
+/// The name of the slot backend this build selected: `"thread-local"`
+/// (`std`) or `"custom"` (a slot the final binary registers with
+/// [`set_slot!`](crate::set_slot), the `critical-section` one included).
+/// Handy in logs and benchmark output.
 ///
 /// # Examples
 ///

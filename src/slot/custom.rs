@@ -16,6 +16,11 @@ use crate::FramePtr;
 pub(crate) const NAME: &str = "custom";
 
 // Defined by `set_slot!` in the final binary. Versioned (`0_1`): see `Slot`.
+//
+// A link error "undefined symbol: _async_local_storage_0_1_slot_get" (or
+// `_set`) pointing here means the final binary registered no slot: call
+// `async_local_storage::set_slot!` there (see the `slot` module docs), or,
+// on a hosted target, enable the crate's `std` feature.
 extern "Rust" {
     fn _async_local_storage_0_1_slot_get() -> FramePtr;
     fn _async_local_storage_0_1_slot_set(top: FramePtr);
