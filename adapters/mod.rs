@@ -22,16 +22,16 @@
 //!
 //! | feature | module | what it carries the stores into |
 //! |---|---|---|
-//! | `tokio` | [`adapters::tokio`](self::tokio) | tasks, local tasks, blocking closures, `JoinSet`s, driven futures (`block_on_with_stores`, `run_until_with_stores`) |
-//! | `async-std` | [`adapters::async_std`](self::async_std) | tasks, local tasks, blocking closures, driven futures (`block_on`) |
-//! | `smol` | [`adapters::smol`](self::smol) | tasks, `unblock` closures, executors, driven futures (`run_with_stores`, `block_on`) |
-//! | `tower` | [`adapters::tower`](self::tower) | a [`tower`](https://docs.rs/tower) service's requests: one store per request, built from it |
-//! | `http` | [`adapters::http`](self::http) | HTTP requests and their response bodies (axum, hyper, tonic) |
-//! | `log` | [`adapters::log`](self::log) | every `log` record: key-values read from the visible stores |
-//! | `rayon` | [`adapters::rayon`](self::rayon) | pool jobs, `join`, scopes, `install`, parallel iterators (`.with_stores()`) |
+//! | `tokio` | [`adapters::tokio`] | tasks, local tasks, blocking closures, `JoinSet`s, driven futures (`block_on_with_stores`, `run_until_with_stores`) |
+//! | `async-std` | [`adapters::async_std`] | tasks, local tasks, blocking closures, driven futures (`block_on`) |
+//! | `smol` | [`adapters::smol`] | tasks, `unblock` closures, executors, driven futures (`run_with_stores`, `block_on`) |
+//! | `tower` | [`adapters::tower`] | a [`tower`](https://docs.rs/tower) service's requests: one store per request, built from it |
+//! | `http` | [`adapters::http`] | HTTP requests and their response bodies (axum, hyper, tonic) |
+//! | `log` | [`adapters::log`] | every `log` record: key-values read from the visible stores |
+//! | `rayon` | [`adapters::rayon`] | pool jobs, `join`, scopes, `install`, parallel iterators (`.with_stores()`) |
 //!
 //! Every runtime module offers the runtime's own spawn functions under the
-//! same names and signatures; each captures a [`Snapshot`](crate::Snapshot)
+//! same names and signatures; each captures a [`Snapshot`]
 //! where it is called and runs the new work inside it. Each also offers a
 //! way to drive the runtime from inside a scope (`block_on` and the like)
 //! that keeps the caller's stores to the driven future and shows none to
@@ -39,6 +39,52 @@
 //! would lend them to. `rayon` carries them into pool jobs;
 //! `tower` and `http` install a store per request; `log` reads the stores
 //! into log records.
+//!
+// Links to `Snapshot` and the modules, to docs.rs for those whose feature is off in this
+// build (rather than brackets around a name that resolves to nothing).
+#![cfg_attr(feature = "alloc", doc = "[`Snapshot`]: crate::Snapshot")]
+#![cfg_attr(
+    not(feature = "alloc"),
+    doc = "[`Snapshot`]: https://docs.rs/async-local-storage/latest/async_local_storage/struct.Snapshot.html"
+)]
+#![cfg_attr(feature = "tokio", doc = "[`adapters::tokio`]: self::tokio")]
+#![cfg_attr(
+    not(feature = "tokio"),
+    doc = "[`adapters::tokio`]: https://docs.rs/async-local-storage/latest/async_local_storage/adapters/tokio/index.html"
+)]
+#![cfg_attr(
+    feature = "async-std",
+    doc = "[`adapters::async_std`]: self::async_std"
+)]
+#![cfg_attr(
+    not(feature = "async-std"),
+    doc = "[`adapters::async_std`]: https://docs.rs/async-local-storage/latest/async_local_storage/adapters/async_std/index.html"
+)]
+#![cfg_attr(feature = "smol", doc = "[`adapters::smol`]: self::smol")]
+#![cfg_attr(
+    not(feature = "smol"),
+    doc = "[`adapters::smol`]: https://docs.rs/async-local-storage/latest/async_local_storage/adapters/smol/index.html"
+)]
+#![cfg_attr(feature = "tower", doc = "[`adapters::tower`]: self::tower")]
+#![cfg_attr(
+    not(feature = "tower"),
+    doc = "[`adapters::tower`]: https://docs.rs/async-local-storage/latest/async_local_storage/adapters/tower/index.html"
+)]
+#![cfg_attr(feature = "http", doc = "[`adapters::http`]: self::http")]
+#![cfg_attr(
+    not(feature = "http"),
+    doc = "[`adapters::http`]: https://docs.rs/async-local-storage/latest/async_local_storage/adapters/http/index.html"
+)]
+#![cfg_attr(feature = "log", doc = "[`adapters::log`]: self::log")]
+#![cfg_attr(
+    not(feature = "log"),
+    doc = "[`adapters::log`]: https://docs.rs/async-local-storage/latest/async_local_storage/adapters/log/index.html"
+)]
+#![cfg_attr(feature = "rayon", doc = "[`adapters::rayon`]: self::rayon")]
+#![cfg_attr(
+    not(feature = "rayon"),
+    doc = "[`adapters::rayon`]: https://docs.rs/async-local-storage/latest/async_local_storage/adapters/rayon/index.html"
+)]
 
 #[cfg(feature = "tokio")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]

@@ -8,7 +8,7 @@ use crate::StoreNotFound;
 /// Calls `f` with the innermost visible store of type `T`, or `None`
 /// (Node's `asyncLocalStorage.getStore()`, by reference).
 ///
-/// Like [`LocalKey::with`](std::thread::LocalKey::with), the reference
+/// Like [`LocalKey::with`](https://doc.rust-lang.org/std/thread/struct.LocalKey.html#method.with), the reference
 /// cannot escape the closure. Use it for values that are not `Clone` or are
 /// expensive to clone; [`get`] is the shorthand that clones.
 ///

@@ -87,7 +87,7 @@ pub(crate) mod carry;
 /// The address of the innermost entered frame, or null: what a slot holds.
 ///
 /// This is an opaque token. The crate writes it into the slot when a scope is
-/// entered and reads it back to find stores; a [custom slot](crate::Slot)
+/// entered and reads it back to find stores; a [custom slot]
 /// only has to keep it and return it unchanged. It is `Copy`, `Send` and
 /// `Sync`, so it can live in a `static` guarded by whatever the platform has
 /// (a critical-section mutex, an atomic through [`into_raw`](Self::into_raw),
@@ -102,6 +102,12 @@ pub(crate) mod carry;
 /// assert!(empty.is_null());
 /// assert!(empty.into_raw().is_null());
 /// ```
+///
+#[cfg_attr(feature = "custom-slot", doc = "[custom slot]: crate::Slot")]
+#[cfg_attr(
+    not(feature = "custom-slot"),
+    doc = "[custom slot]: https://docs.rs/async-local-storage/latest/async_local_storage/slot/trait.Slot.html"
+)]
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct FramePtr(Option<NonNull<Header>>);
 

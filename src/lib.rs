@@ -26,17 +26,6 @@
 #![no_std]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(unsafe_op_in_unsafe_fn)]
-// The docs link to feature-gated items (`Slot`, `set_slot!`, `Snapshot`, the
-// adapters); with those features off the links have no target. CI checks
-// the links with every feature on (`cargo doc --all-features`).
-#![cfg_attr(
-    not(all(
-        feature = "custom-slot",
-        feature = "critical-section",
-        feature = "alloc"
-    )),
-    allow(rustdoc::broken_intra_doc_links)
-)]
 
 #[cfg(feature = "std")]
 extern crate std;

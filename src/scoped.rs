@@ -228,7 +228,7 @@ pub trait WithStore: Sized {
     /// An inner store of the same type shadows an outer one for the inner
     /// polls only; stores of other types stay visible through it.
     ///
-    /// The value is carried by [`Snapshot::capture`](crate::Snapshot::capture)
+    /// The value is carried by [`Snapshot::capture`]
     /// into spawned tasks and threads, which is why it must be `Clone + Send`.
     /// For a value that is not, use [`with_local_store`](Self::with_local_store).
     ///
@@ -268,6 +268,15 @@ pub trait WithStore: Sized {
     /// futures::executor::block_on(async { log("a"); log("b") }.with_store(lines.clone()));
     /// assert_eq!(*lines.0.lock().unwrap(), ["a", "b"]);
     /// ```
+    ///
+    #[cfg_attr(
+        feature = "alloc",
+        doc = "[`Snapshot::capture`]: crate::Snapshot::capture"
+    )]
+    #[cfg_attr(
+        not(feature = "alloc"),
+        doc = "[`Snapshot::capture`]: https://docs.rs/async-local-storage/latest/async_local_storage/struct.Snapshot.html#method.capture"
+    )]
     fn with_store<T: Clone + Carryable + 'static>(self, value: T) -> Scoped<Self, T> {
         Scoped::new(self, Node::store(value))
     }

@@ -4,11 +4,11 @@
 //! | enabled features | backend | sound where |
 //! |---|---|---|
 //! | `std` (default) | a `const` thread-local per thread | everywhere `std` runs |
-//! | `custom-slot` or `critical-section`, without `std` | the slot your final binary registers with [`set_slot!`](crate::set_slot) | as the binary's `unsafe impl` asserts |
+//! | `custom-slot` or `critical-section`, without `std` | the slot your final binary registers with [`set_slot!`] | as the binary's `unsafe impl` asserts |
 //!
 //! Features are additive, so `std` wins whenever any crate in the graph turns
 //! it on. Without `std`, no slot is ever chosen for you: the final binary
-//! registers one with [`set_slot!`](crate::set_slot), either its own
+//! registers one with [`set_slot!`], either its own
 //! [`Slot`] (one per core, one per RTOS task, ...) or, with the
 //! `critical-section` feature, the ready-made global cell, by asserting its
 //! conditions with `unsafe impl` [`CriticalSectionSlot`]:
@@ -24,7 +24,7 @@
 //! for the binary: a program that ends up without `std` and without a
 //! registration fails to link, the linker reporting `undefined symbol:
 //! _async_local_storage_0_1_slot_get` (and `_set`). The fix: register a
-//! slot with [`set_slot!`](crate::set_slot) in the final binary, or, on a
+//! slot with [`set_slot!`] in the final binary, or, on a
 //! hosted target, enable `std`. With none of the three features, the build
 //! stops with a `compile_error!` that names them. [`BACKEND`] says which
 //! backend a build selected.
@@ -58,13 +58,35 @@
 //! polling a future with one store costs three critical sections, plus one
 //! per read inside it, on every target (`thumbv6m` included, which has no
 //! compare-and-swap).
+//!
+
+// Links to the items of features that are off in this build go to docs.rs
+// (rather than brackets around a name that resolves to nothing).
+#![cfg_attr(feature = "custom-slot", doc = "[`set_slot!`]: crate::set_slot")]
+#![cfg_attr(
+    not(feature = "custom-slot"),
+    doc = "[`set_slot!`]: https://docs.rs/async-local-storage/latest/async_local_storage/macro.set_slot.html"
+)]
+#![cfg_attr(feature = "custom-slot", doc = "[`Slot`]: Slot")]
+#![cfg_attr(
+    not(feature = "custom-slot"),
+    doc = "[`Slot`]: https://docs.rs/async-local-storage/latest/async_local_storage/slot/trait.Slot.html"
+)]
+#![cfg_attr(
+    feature = "critical-section",
+    doc = "[`CriticalSectionSlot`]: CriticalSectionSlot"
+)]
+#![cfg_attr(
+    not(feature = "critical-section"),
+    doc = "[`CriticalSectionSlot`]: https://docs.rs/async-local-storage/latest/async_local_storage/slot/trait.CriticalSectionSlot.html"
+)]
 
 #[cfg(feature = "custom-slot")]
 use crate::FramePtr;
 
 /// The name of the slot backend this build selected: `"thread-local"`
 /// (`std`) or `"custom"` (a slot the final binary registers with
-/// [`set_slot!`](crate::set_slot), the `critical-section` one included).
+/// [`set_slot!`], the `critical-section` one included).
 /// Handy in logs and benchmark output.
 ///
 /// # Examples
@@ -73,6 +95,12 @@ use crate::FramePtr;
 /// // With the default `std` feature:
 /// assert_eq!(async_local_storage::slot::BACKEND, "thread-local");
 /// ```
+///
+#[cfg_attr(feature = "custom-slot", doc = "[`set_slot!`]: crate::set_slot")]
+#[cfg_attr(
+    not(feature = "custom-slot"),
+    doc = "[`set_slot!`]: https://docs.rs/async-local-storage/latest/async_local_storage/macro.set_slot.html"
+)]
 pub const BACKEND: &str = imp::NAME;
 
 #[cfg(feature = "std")]
@@ -212,6 +240,15 @@ pub(crate) mod imp {
 ///
 /// `examples/custom_slot.rs` is a complete program (two simulated cores on
 /// the host), and `tests/custom_slot.rs` tests a thread-local slot.
+///
+#[cfg_attr(
+    feature = "critical-section",
+    doc = "[`CriticalSectionSlot`]: CriticalSectionSlot"
+)]
+#[cfg_attr(
+    not(feature = "critical-section"),
+    doc = "[`CriticalSectionSlot`]: https://docs.rs/async-local-storage/latest/async_local_storage/slot/trait.CriticalSectionSlot.html"
+)]
 #[cfg(feature = "custom-slot")]
 #[cfg_attr(docsrs, doc(cfg(feature = "custom-slot")))]
 pub unsafe trait Slot {
@@ -234,7 +271,7 @@ pub unsafe trait Slot {
 /// # Examples
 ///
 /// With the `critical-section` feature, the ready-made global cell, for a
-/// single-core target (see [`CriticalSectionSlot`](crate::slot::CriticalSectionSlot)
+/// single-core target (see [`CriticalSectionSlot`]
 /// for the conditions the `unsafe impl` asserts):
 ///
 /// ```ignore
@@ -278,6 +315,15 @@ pub unsafe trait Slot {
 ///
 /// async_local_storage::set_slot!(SingleCore);
 /// ```
+///
+#[cfg_attr(
+    feature = "critical-section",
+    doc = "[`CriticalSectionSlot`]: crate::slot::CriticalSectionSlot"
+)]
+#[cfg_attr(
+    not(feature = "critical-section"),
+    doc = "[`CriticalSectionSlot`]: https://docs.rs/async-local-storage/latest/async_local_storage/slot/trait.CriticalSectionSlot.html"
+)]
 #[cfg(feature = "custom-slot")]
 #[cfg_attr(docsrs, doc(cfg(feature = "custom-slot")))]
 #[macro_export]

@@ -12,8 +12,8 @@ use crate::frame::FramePtr;
 ///
 /// Node carries its store into every callback and promise created inside
 /// `run`; Rust has no hook where new work starts, so the adapters
-/// ([`tokio`](crate::adapters::tokio), [`async_std`](crate::adapters::async_std),
-/// [`smol`](crate::adapters::smol), [`thread`](crate::thread)) capture a snapshot when
+/// ([`tokio`], [`async_std`],
+/// [`smol`], [`thread`]) capture a snapshot when
 /// they spawn and restore it in the new task. Use it directly where you start
 /// work by other means.
 ///
@@ -68,6 +68,30 @@ use crate::frame::FramePtr;
 /// let handle = std::thread::spawn(move || snapshot.run(get::<String>));
 /// assert_eq!(handle.join().unwrap().as_deref(), Some("req-42"));
 /// ```
+///
+#[cfg_attr(feature = "std", doc = "[`thread`]: crate::thread")]
+#[cfg_attr(
+    not(feature = "std"),
+    doc = "[`thread`]: https://docs.rs/async-local-storage/latest/async_local_storage/thread/index.html"
+)]
+#[cfg_attr(feature = "tokio", doc = "[`tokio`]: crate::adapters::tokio")]
+#[cfg_attr(
+    not(feature = "tokio"),
+    doc = "[`tokio`]: https://docs.rs/async-local-storage/latest/async_local_storage/adapters/tokio/index.html"
+)]
+#[cfg_attr(
+    feature = "async-std",
+    doc = "[`async_std`]: crate::adapters::async_std"
+)]
+#[cfg_attr(
+    not(feature = "async-std"),
+    doc = "[`async_std`]: https://docs.rs/async-local-storage/latest/async_local_storage/adapters/async_std/index.html"
+)]
+#[cfg_attr(feature = "smol", doc = "[`smol`]: crate::adapters::smol")]
+#[cfg_attr(
+    not(feature = "smol"),
+    doc = "[`smol`]: https://docs.rs/async-local-storage/latest/async_local_storage/adapters/smol/index.html"
+)]
 pub struct Snapshot {
     inner: SnapshotIn<SNAPSHOT_WORDS>,
 }
