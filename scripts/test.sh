@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, as README.md gives it: `./scripts/test.sh`.
-# Installs what it needs (rustup targets), then runs every test configuration.
+# Installs what it needs (rustup targets and components; qemu-system-arm with
+# apt-get, through scripts/mcu.sh), then runs every test configuration.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

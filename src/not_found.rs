@@ -20,7 +20,7 @@ const NAMED: usize = 8;
 /// ```
 /// use async_local_storage::{scope, try_get};
 ///
-/// let err = scope(7u32, || try_get::<u64>()).unwrap_err();
+/// let err = scope(7u32, try_get::<u64>).unwrap_err();
 /// assert_eq!(err.requested(), "u64");
 /// assert_eq!(err.visible().collect::<Vec<_>>(), ["u32"]);
 /// println!("{err}");
