@@ -55,8 +55,9 @@ use ::log::{LevelFilter, Log, Metadata, Record, SetLoggerError};
 /// Each [`field::<T>(key)`](Self::field) adds the key-value `key=<T's
 /// Display>` to every record logged while a store of type `T` is visible.
 /// Fields come first, in the order they were added, then the record's own
-/// key-values. A record logged where none of the stores is visible is
-/// forwarded unchanged.
+/// key-values; a field whose key the record already has is left out (the
+/// record's own value is logged once). A record logged where none of the
+/// stores is visible is forwarded unchanged.
 ///
 /// Stores are read by reference with [`with`](crate::with), never cloned,
 /// and only for records the wrapped logger is [`enabled`](Log::enabled) for;
@@ -314,23 +315,27 @@ struct WithFields<'a> {
 }
 
 impl WithFields<'_> {
+    /// The fields, the first added first, except those whose key the record
+    /// has a value for itself: the record's own value is the one logged.
     fn visit_found<'kvs>(
         found: &'kvs Found<'kvs>,
+        own: &dyn Source,
         visitor: &mut dyn VisitSource<'kvs>,
     ) -> Result<(), kv::Error> {
         if let Some(earlier) = found.earlier {
-            Self::visit_found(earlier, visitor)?;
+            Self::visit_found(earlier, own, visitor)?;
         }
-        visitor.visit_pair(
-            Key::from_str(found.key),
-            Value::from_dyn_display(found.value),
-        )
+        let key = Key::from_str(found.key);
+        if own.get(key.clone()).is_some() {
+            return Ok(());
+        }
+        visitor.visit_pair(key, Value::from_dyn_display(found.value))
     }
 }
 
 impl Source for WithFields<'_> {
     fn visit<'kvs>(&'kvs self, visitor: &mut dyn VisitSource<'kvs>) -> Result<(), kv::Error> {
-        Self::visit_found(self.found, visitor)?;
+        Self::visit_found(self.found, self.own, visitor)?;
         self.own.visit(visitor)
     }
 }

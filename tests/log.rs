@@ -162,6 +162,26 @@ fn the_records_own_key_values_are_kept_after_the_fields() {
 }
 
 #[test]
+fn a_key_the_record_has_itself_is_logged_once_with_the_records_value() {
+    let (logger, capture) = logger();
+    scope(RequestId(3), || {
+        log_to(
+            &logger,
+            "override",
+            &[("status", "200"), ("request_id", "given")],
+        );
+    });
+    let records = capture.take();
+    assert_eq!(
+        records[0].kvs,
+        [
+            ("status".into(), "200".into()),
+            ("request_id".into(), "given".into()),
+        ]
+    );
+}
+
+#[test]
 fn two_fields_at_once_in_the_order_they_were_added() {
     let capture = Capture::default();
     let logger = StoreLogger::new(capture.clone())
