@@ -142,6 +142,7 @@ impl<M> HttpStoreLayer<M> {
     /// let layer = HttpStoreLayer::new(|req: &http::Request<()>| Method(req.method().clone()));
     /// # let _ = layer;
     /// ```
+    #[must_use]
     pub fn new(make: M) -> Self {
         HttpStoreLayer { make }
     }
@@ -204,6 +205,7 @@ impl<S, M> HttpStoreService<S, M> {
     /// let service = HttpStoreService::new((), |_: &http::Request<()>| 1u8);
     /// # let _ = service;
     /// ```
+    #[must_use]
     pub fn new(inner: S, make: M) -> Self {
         HttpStoreService {
             inner: StoreService::new(inner, make),
@@ -401,6 +403,7 @@ impl<B, T: Clone + Send + 'static> StoreBody<B, T> {
     /// let body = StoreBody::new(String::from("hello"), 1u8);
     /// assert_eq!(body.get_ref(), "hello");
     /// ```
+    #[must_use]
     pub fn new(body: B, value: T) -> Self {
         StoreBody {
             inner: Frames { body }.with_store(value),

@@ -145,6 +145,7 @@ impl<L> StoreLogger<L> {
     /// let logger = StoreLogger::new(env_logger::Logger::from_default_env());
     /// # let _ = logger;
     /// ```
+    #[must_use]
     pub fn new(inner: L) -> Self {
         StoreLogger {
             inner,

@@ -90,6 +90,7 @@ impl<M> StoreLayer<M> {
     /// let layer = StoreLayer::new(|id: &u64| RequestId(*id));
     /// # let _ = layer;
     /// ```
+    #[must_use]
     pub fn new(make: M) -> Self {
         StoreLayer { make }
     }
@@ -159,6 +160,7 @@ impl<S, M> StoreService<S, M> {
     /// let service = StoreService::new(inner, |n: &u32| n * 10);
     /// assert_eq!(futures::executor::block_on(service.oneshot(4)), Ok(Some(44)));
     /// ```
+    #[must_use]
     pub fn new(inner: S, make: M) -> Self {
         StoreService { inner, make }
     }
