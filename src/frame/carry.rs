@@ -5,11 +5,13 @@
 //!
 //! The nodes are position-independent except for their links (LINK): a heap
 //! buffer never moves, so its links are written once, when it is filled; an
-//! inline buffer moves with the snapshot, so [`Captured::top`] rewrites its
-//! links each time before the nodes are published (only when there are two
-//! or more: a single node's link is always null). Every node starts at a
-//! multiple of the largest node alignment in the buffer (`align`), so the
-//! nodes can be walked from the buffer's start with their sizes alone.
+//! inline buffer moves with the snapshot, so its links are written where it
+//! is before its nodes are published: at each [`Captured::run`], and once
+//! for a pinned snapshot ([`Captured::pinned_top`]), which never moves
+//! again (a single node's link is always null). Every node starts at a
+//! multiple of the largest node alignment in the buffer (`align`; for an
+//! inline buffer, `INLINE_ALIGN`), so the nodes can be walked from the
+//! buffer's start with their sizes alone, each rounded up to `align`.
 
 extern crate alloc;
 
@@ -174,7 +176,10 @@ const fn align_up(n: usize, align: usize) -> usize {
     (n + align - 1) & !(align - 1)
 }
 
-/// `W` words of nodes, or a heap buffer's address.
+/// `W` words of nodes, or a heap buffer's address. Aligned to
+/// `INLINE_ALIGN` on every target (a `u64` is aligned to 4 on some 32-bit
+/// ones, i686 among them).
+#[repr(C, align(8))]
 struct Inline<const W: usize>(UnsafeCell<[MaybeUninit<u64>; W]>);
 
 const _: () = assert!(align_of::<Inline<1>>() == INLINE_ALIGN);
@@ -922,12 +927,18 @@ impl<const W: usize> Captured<W> {
             // (Inline offsets are below 256.)
             offsets = (offsets >> 8) | ((offset as u32) << 24);
             // SAFETY: (TYPE, LIFO) `src` is a live carried store with this
-            // carry. It fits, by the check above (inline nodes are multiples
-            // of `INLINE_ALIGN`, so `offset` is one).
+            // carry. It fits, by the check above, and `offset` is a multiple
+            // of `INLINE_ALIGN` (rounded up below), so of `carry.align`.
             unsafe { self.push(true, offset, src, carry) };
-            // Inline nodes need no padding: their sizes are multiples of the
-            // buffer's alignment.
+            // The next node starts at a multiple of `INLINE_ALIGN`, where
+            // `Nodes` looks for it. Where a header is aligned to it (64-bit
+            // targets), so is every inline node's size, and this adds
+            // nothing: compiled out. On 32-bit targets a header is 8 bytes
+            // aligned to 4, and a `Node<u32>` 12 bytes.
             offset += carry.size;
+            if align_of::<Header>() < INLINE_ALIGN {
+                offset = align_up(offset, INLINE_ALIGN);
+            }
         }
         let len = self.state.get().len();
         if (2..=5).contains(&len) {
