@@ -44,6 +44,16 @@ pub(crate) trait Stores: Send + 'static {
     /// stores are pinned (a full snapshot links several once, at the first
     /// call) and borrowed exclusively (a `OneWord` lends its value).
     fn run<R>(self: Pin<&mut Self>, f: impl FnOnce() -> R) -> R;
+
+    /// [`run`](Self::run), to drop the task's future in `f`: also when the
+    /// task is dropped inside its own poll (the teardown of a thread that
+    /// never unwinds, as at `process::exit`; see `OneWord::run_to_drop`).
+    /// A full snapshot needs nothing more: its nodes are under the frames
+    /// the task published, and its drop unpublishes them if still reachable.
+    #[inline]
+    fn run_to_drop<R>(self: Pin<&mut Self>, f: impl FnOnce() -> R) -> R {
+        self.run(f)
+    }
 }
 
 impl<const W: usize, S: SpanSlot> Stores for SnapshotIn<W, S> {
@@ -58,6 +68,11 @@ impl Stores for OneWord {
     fn run<R>(self: Pin<&mut Self>, f: impl FnOnce() -> R) -> R {
         // (`OneWord` is `Unpin`: nothing points into it between runs.)
         self.get_mut().run(f)
+    }
+
+    #[inline]
+    fn run_to_drop<R>(self: Pin<&mut Self>, f: impl FnOnce() -> R) -> R {
+        self.get_mut().run_to_drop(f)
     }
 }
 
@@ -77,6 +92,13 @@ impl Stores for InSpan {
         let this = self.get_mut();
         let _entered = this.span.enter();
         this.stores.run(f)
+    }
+
+    #[inline]
+    fn run_to_drop<R>(self: Pin<&mut Self>, f: impl FnOnce() -> R) -> R {
+        let this = self.get_mut();
+        let _entered = this.span.enter();
+        this.stores.run_to_drop(f)
     }
 }
 
@@ -149,7 +171,7 @@ pin_project! {
             }
             let this = this.project();
             let inner = this.inner;
-            this.stores.run(|| {
+            this.stores.run_to_drop(|| {
                 // SAFETY: `inner` is dropped exactly once, here, and is never
                 // touched again: this is the destructor. Dropping in place
                 // keeps the pinning promise.

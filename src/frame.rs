@@ -21,11 +21,13 @@
 //!
 //! # The invariants every `unsafe` block here relies on
 //!
-//! **(LIFO)** A pointer is written into the slot only by [`Node::enter`],
-//! [`Captured::run`](carry::Captured::run) and
-//! [`OneWord::run`](carry::one_word::OneWord::run), and only for the duration
-//! of a closure call; a drop guard writes the previous value back before that
-//! call returns or unwinds. Frames are therefore published in strictly nested
+//! **(LIFO)** A pointer is written into the slot only for the duration of a
+//! closure call, by [`Node::enter_at`] (and the jump and drop paths it
+//! leads to: `enter_jump`, [`Node::enter_to_drop_at`]),
+//! [`Captured::run_from`](carry::Captured::run_from) (`Snapshot::run`, an
+//! adapter's task) and [`OneWord::run`](carry::one_word::OneWord::run); a
+//! drop guard writes the previous value back before that call returns or
+//! unwinds. (The teardown paths below write null.) Frames are therefore published in strictly nested
 //! order on the thread (or, for the no_std backends, the context) that owns
 //! the slot, and every frame reachable from the slot belongs to a call that is
 //! still on that stack. The memory it points to cannot be moved, dropped or
@@ -36,12 +38,31 @@
 //! The one way around (LIFO) is a thread that never unwinds its stack: at
 //! `std::process::exit`, the C runtime runs the calling thread's TLS
 //! destructors while its scopes are still entered. A frame owned by a
-//! thread-local can then be destroyed while still reachable. Every frame
-//! owner therefore checks, when it is dropped, whether its frame is reachable
-//! from the slot, and if so unpublishes it and everything above it
-//! ([`Node::enter_to_drop_at`], [`carry::Captured`]'s `Drop`) before its memory
-//! goes away. The stack frames above it never resume (the thread is exiting),
-//! so nothing restores them.
+//! thread-local can then be destroyed while still reachable, with the frames
+//! its future published above it. The stack frames of those calls never
+//! resume (the thread is exiting), so nothing restores them, and every owner
+//! of something published checks, when it is dropped, whether it is dropped
+//! inside its own call:
+//!
+//! * a store or hiding frame, whether it is reachable from the slot; if so,
+//!   it unpublishes itself and everything above it
+//!   ([`Node::enter_to_drop_at`]);
+//! * a jump frame, which is never on the chain, whether it is marked as
+//!   entered (its otherwise unused link, set for the call by `jump_to`) or
+//!   its snapshot's first node is reachable; if so, it leaves nothing
+//!   published (`drop_entered_jump`), and a frame it is dropped inside
+//!   (which then finds the slot changed, `DropRestore`) does the same;
+//! * a snapshot, whether one of its nodes is reachable
+//!   ([`carry::Captured`]'s `Drop`);
+//! * an adapter task's one-word carrier, whether its value is lent
+//!   ([`carry::one_word`]'s `LENT`): it then drops nothing it lent and
+//!   leaves nothing published.
+//!
+//! One case stays out of reach: a store frame whose future, inside a jump
+//! frame, published frames above it in the *first* poll of an `async`
+//! block. Dropping a block that never suspended drops none of the futures
+//! it made meanwhile, so the jump frame is not dropped, and the store frame
+//! cannot see the frames above the jump (their links end at its target).
 //!
 //! **(TYPE)** A header whose meta is of kind [`Kind::Store`] with
 //! `type_id == TypeId::of::<T>()` always heads a `Node<T>`-shaped frame: a
@@ -491,6 +512,9 @@ impl<T> Node<T> {
             return match unsafe { Self::snapshot_jump_top(this) } {
                 // The usual poll of a `with_snapshot` future: one compare,
                 // and nothing else out of line.
+                // Not marked as entered (see `jump_to`): a frame dropped
+                // inside this call finds its nodes published instead (see
+                // `entered`).
                 Some(top) => {
                     let prev = imp::enter(|_| top);
                     let _restore = Restore(prev);
@@ -537,6 +561,7 @@ impl<T> Node<T> {
     /// # Safety
     /// As for [`enter_at`](Self::enter_at).
     #[cfg(feature = "alloc")]
+    #[cold]
     #[inline(never)]
     unsafe fn enter_frame_out_of_line<R>(this: NonNull<Self>, f: impl FnOnce() -> R) -> R
     where
@@ -564,8 +589,28 @@ impl<T> Node<T> {
             // SAFETY: guaranteed by the caller.
             return unsafe { Self::enter_jump_slow(this, jump, f) };
         };
+        // SAFETY: guaranteed by the caller.
+        unsafe { Self::jump_to(this, target, f) }
+    }
+
+    /// Runs `f` with `target` published for the jump frame at `this`, and
+    /// the frame marked as entered meanwhile: its header's link, which
+    /// nothing reads as a link (nothing links to or through a jump frame),
+    /// points to the frame itself until the call returns or unwinds. A jump
+    /// frame dropped while marked is dropped inside its own call: see
+    /// [`entered`](Self::entered).
+    ///
+    /// # Safety
+    /// As for [`enter_jump`](Self::enter_jump), and `target` is where reads
+    /// continue inside it.
+    #[inline(always)]
+    unsafe fn jump_to<R>(this: NonNull<Self>, target: FramePtr, f: impl FnOnce() -> R) -> R {
         let prev = imp::enter(|_| target);
-        let _restore = Restore(prev);
+        Self::link(this, FramePtr::of(this));
+        let _restore = JumpRestore {
+            frame: this.cast(),
+            prev,
+        };
         f()
     }
 
@@ -600,8 +645,14 @@ impl<T> Node<T> {
     unsafe fn enter_jump_slow<R>(this: NonNull<Self>, jump: Jump, f: impl FnOnce() -> R) -> R {
         // SAFETY: guaranteed by the caller.
         let target = unsafe { Self::jump_target(this, jump) };
+        // What `jump_to` does, written out: a closure that enters the span
+        // inside it made the usual poll's own code longer.
         let prev = imp::enter(|_| target);
-        let _restore = Restore(prev);
+        Self::link(this, FramePtr::of(this));
+        let _restore = JumpRestore {
+            frame: this.cast(),
+            prev,
+        };
         // SAFETY: guaranteed by the caller.
         #[cfg(feature = "tracing")]
         let _entered = unsafe { Self::span(this, jump) }.map(tracing::Span::enter);
@@ -674,6 +725,11 @@ impl<T> Node<T> {
             // SAFETY: guaranteed by the caller.
             if let Some(jump) = unsafe { Self::jump_kind(this) } {
                 // SAFETY: guaranteed by the caller; a frame of that kind.
+                if unsafe { Self::entered(this, jump) } {
+                    // SAFETY: guaranteed by the caller; a frame of that kind.
+                    return unsafe { Self::drop_entered_jump(this, jump, f) };
+                }
+                // SAFETY: guaranteed by the caller; a frame of that kind.
                 return unsafe { Self::enter_jump(this, jump, f) };
             }
         }
@@ -689,7 +745,56 @@ impl<T> Node<T> {
             Self::link(this, below);
             FramePtr::of(this)
         });
-        let _restore = Restore(below);
+        let _restore = DropRestore {
+            frame: FramePtr::of(this),
+            below,
+        };
+        f()
+    }
+
+    /// Whether the jump frame at `this`, being dropped, is dropped inside
+    /// its own call: only in the teardown of a thread that never unwinds
+    /// (LIFO). Either [`jump_to`](Self::jump_to) marked it, or its target,
+    /// a snapshot's first node (which the usual `with_snapshot` poll
+    /// publishes without the mark, and which only this frame publishes), is
+    /// reachable from the slot.
+    ///
+    /// # Safety
+    /// As for [`enter_jump`](Self::enter_jump).
+    #[inline]
+    unsafe fn entered(this: NonNull<Self>, jump: Jump) -> bool {
+        // SAFETY: the caller's frame, alive; only its header is read.
+        if !unsafe { (*this.as_ptr()).header.link }.is_null() {
+            return true;
+        }
+        match jump {
+            Jump::Isolate => false,
+            #[cfg(feature = "alloc")]
+            Jump::Snapshot => {
+                // SAFETY: guaranteed by the caller.
+                let target = unsafe { Self::jump_target(this, jump) };
+                target.0.is_some_and(|node| imp::get().reaches(node))
+            }
+        }
+    }
+
+    /// [`enter_to_drop_at`](Self::enter_to_drop_at) for a jump frame
+    /// dropped inside its own call (marked by [`jump_to`](Self::jump_to)):
+    /// only in the teardown of a thread that never unwinds (LIFO). The
+    /// frames its future published above it are still reachable, and go
+    /// away with it; what was visible below it is unknown here. So `f` runs
+    /// with the frame's target published (its destructors see what its
+    /// polls saw), and then nothing is left published.
+    ///
+    /// # Safety
+    /// As for [`enter_jump`](Self::enter_jump).
+    #[cold]
+    #[inline(never)]
+    unsafe fn drop_entered_jump<R>(this: NonNull<Self>, jump: Jump, f: impl FnOnce() -> R) -> R {
+        // SAFETY: guaranteed by the caller.
+        let target = unsafe { Self::jump_target(this, jump) };
+        imp::set(target);
+        let _restore = Restore(FramePtr::NULL);
         f()
     }
 
@@ -754,6 +859,47 @@ impl<T: ?Sized + 'static> Node<Hidden<T>> {
 
 /// Puts the previous frame back, on return and on unwind.
 struct Restore(FramePtr);
+
+/// [`Restore`] for the call of a jump frame: also clears the frame's
+/// entered mark (see [`Node::jump_to`]).
+struct JumpRestore {
+    frame: NonNull<Header>,
+    prev: FramePtr,
+}
+
+impl Drop for JumpRestore {
+    #[inline]
+    fn drop(&mut self) {
+        // SAFETY: (LIFO) the header of the jump frame whose call this guard
+        // ends, alive and borrowed by that call; the link is never read as
+        // a link (see `Node::jump_to`).
+        unsafe { (*self.frame.as_ptr()).link = FramePtr::NULL };
+        imp::set(self.prev);
+    }
+}
+
+/// [`Restore`] for a frame published while it is dropped
+/// ([`Node::enter_to_drop_at`]): puts `below` back if the slot still holds
+/// the frame, as it always does when every call inside returned. If it
+/// does not, a jump frame inside found itself dropped inside its own call
+/// (the teardown of a thread that never unwinds, (LIFO)) and left nothing
+/// published; `below` may then be one of the frames going away, so nothing
+/// stays published.
+struct DropRestore {
+    frame: FramePtr,
+    below: FramePtr,
+}
+
+impl Drop for DropRestore {
+    #[inline]
+    fn drop(&mut self) {
+        imp::set(if imp::get() == self.frame {
+            self.below
+        } else {
+            FramePtr::NULL
+        });
+    }
+}
 
 impl Drop for Restore {
     #[inline]

@@ -45,7 +45,10 @@
 //! # Cost
 //!
 //! Per `Scoped` layer, a poll (or the drop) enters the frame and leaves it;
-//! each read loads the slot once and then walks frames without touching it.
+//! the drop also reads the slot once more as it leaves, to check that
+//! nothing inside it was torn down (see `std::process::exit` in
+//! RELIABILITY.md). Each read loads the slot once and then walks frames
+//! without touching it.
 //!
 //! | backend | enter | leave | read |
 //! |---|---|---|---|
@@ -181,8 +184,9 @@ pub(crate) mod imp {
 ///    slot may only preempt each other in nested fashion: whatever
 ///    interrupts a context runs to completion before it resumes (interrupt
 ///    handlers on one core do). Moreover, while a context is inside a scope,
-///    a context that preempts it through the same slot must not poll
-///    [`Scoped`](crate::Scoped) futures or read stores except inside
+///    a context that preempts it through the same slot must not poll or
+///    drop [`Scoped`](crate::Scoped) futures (a drop enters the frame, so
+///    that destructors see its store) or read stores except inside
 ///    [`isolate`](crate::isolate) or
 ///    [`.isolated()`](crate::WithStore::isolated): otherwise it could reach a store of the
 ///    preempted code, which need not be `Sync`. One slot per priority level

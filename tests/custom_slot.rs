@@ -119,8 +119,9 @@ fn store_is_visible_across_awaits() {
 fn nested_stores_shadow_and_restore() {
     // Each of the two `Scoped` is entered twice (its poll, then its drop,
     // which also runs inside the scope): get + 2 sets each time, so 4 gets
-    // and 8 sets; plus the three reads: 7 gets.
-    let seen = through_slot((7, 8), || {
+    // and 8 sets; the drops check the slot once more as they leave (2
+    // gets), and the three reads: 9 gets.
+    let seen = through_slot((9, 8), || {
         block_on(
             async {
                 let inner = async { get::<RequestId>() }.with_store(RequestId(2)).await;
@@ -150,8 +151,9 @@ fn drop_runs_inside_the_scope() {
         std::future::pending::<()>().await;
     }
     .with_local_store(RequestId(3));
-    // Drop enters (get + set), the probe reads (get), leaving sets.
-    through_slot((2, 2), || drop(fut));
+    // Drop enters (get + set), the probe reads (get), leaving checks that
+    // the slot still holds the frame (get) and sets.
+    through_slot((3, 2), || drop(fut));
     assert_eq!(seen.take(), Some(RequestId(3)));
 }
 

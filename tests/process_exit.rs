@@ -25,7 +25,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use async_local_storage::{get, is_set, scope, Snapshot, WithStore};
-use common::{poll_once, RequestId};
+use common::{poll_once, yield_now, RequestId};
 
 /// Never installed: reading it walks every visible frame.
 struct Unset;
@@ -61,40 +61,63 @@ fn child(case: &str) -> ! {
                 slot.as_ref().unwrap().run(|| std::process::exit(0))
             })
         }
-        "scoped" | "nested" => {
-            let nested = case == "nested";
-            let fut: Pin<Box<dyn Future<Output = ()>>> = Box::pin(
-                async move {
-                    if nested {
-                        async { std::process::exit(0) }
-                            .with_store(RequestId(8))
-                            .await
-                    } else {
-                        std::process::exit(0)
-                    }
-                }
-                .with_store(RequestId(7)),
-            );
-            FUTURE.with(|slot| {
-                *slot.borrow_mut() = Some(fut);
-                let mut slot = slot.borrow_mut();
-                let _ = poll_once(slot.as_mut().unwrap().as_mut());
-                unreachable!("the poll exits")
-            })
-        }
+        "scoped" => poll_owned(async { std::process::exit(0) }.with_store(RequestId(7))),
+        "nested" => poll_owned(async { exit_inside(RequestId(8)).await }.with_store(RequestId(7))),
         "snapshot_frame" => {
             let snapshot = scope(RequestId(7), Snapshot::capture);
-            let fut: Pin<Box<dyn Future<Output = ()>>> =
-                Box::pin(async { std::process::exit(0) }.with_snapshot(snapshot));
-            FUTURE.with(|slot| {
-                *slot.borrow_mut() = Some(fut);
-                let mut slot = slot.borrow_mut();
-                let _ = poll_once(slot.as_mut().unwrap().as_mut());
-                unreachable!("the poll exits")
-            })
+            poll_owned(async { std::process::exit(0) }.with_snapshot(snapshot))
         }
+        // Jump frames (`isolated`, `with_snapshot`) publish where reads
+        // continue, not themselves, so the frames inside them link past them.
+        "isolated_nested" => poll_owned(async { exit_inside(RequestId(8)).await }.isolated()),
+        "empty_snapshot_nested" => {
+            poll_owned(async { exit_inside(RequestId(8)).await }.with_snapshot(Snapshot::empty()))
+        }
+        // Exits at the second poll: each async block is then suspended at
+        // the await of the future inside it, and dropping it drops that
+        // future, the isolated one included, which finds itself dropped
+        // inside its own poll.
+        "store_isolated_nested" => poll_owned(
+            async {
+                async {
+                    async {
+                        yield_now().await;
+                        std::process::exit(0)
+                    }
+                    .with_store(RequestId(8))
+                    .await
+                }
+                .isolated()
+                .await
+            }
+            .with_store(RequestId(7)),
+        ),
+        "isolated_store_nested" => poll_owned(
+            async {
+                async { exit_inside(RequestId(8)).await }
+                    .with_store(RequestId(7))
+                    .await
+            }
+            .isolated(),
+        ),
         other => panic!("unknown case {other}"),
     }
+}
+
+/// A future that exits the process at its first poll, inside a scope of `id`.
+fn exit_inside(id: RequestId) -> impl Future<Output = ()> {
+    async { std::process::exit(0) }.with_store(id)
+}
+
+/// Hands `fut` to a thread-local and polls it there until a poll exits.
+fn poll_owned(fut: impl Future<Output = ()> + 'static) -> ! {
+    FUTURE.with(|slot| {
+        *slot.borrow_mut() = Some(Box::pin(fut));
+        let mut slot = slot.borrow_mut();
+        loop {
+            let _ = poll_once(slot.as_mut().unwrap().as_mut());
+        }
+    })
 }
 
 /// Runs `case` in a child process; returns its stderr.
@@ -157,4 +180,24 @@ fn exit_inside_nested_scoped_futures() {
 #[test]
 fn exit_inside_a_thread_local_with_snapshot_future() {
     assert_reader_saw_nothing("snapshot_frame");
+}
+
+#[test]
+fn exit_inside_a_store_inside_an_isolated_future() {
+    assert_reader_saw_nothing("isolated_nested");
+}
+
+#[test]
+fn exit_inside_a_store_inside_a_with_snapshot_future_of_no_store() {
+    assert_reader_saw_nothing("empty_snapshot_nested");
+}
+
+#[test]
+fn exit_inside_a_store_inside_an_isolated_future_inside_a_store() {
+    assert_reader_saw_nothing("store_isolated_nested");
+}
+
+#[test]
+fn exit_inside_a_store_inside_a_store_inside_an_isolated_future() {
+    assert_reader_saw_nothing("isolated_store_nested");
 }

@@ -41,7 +41,7 @@ use crate::{FramePtr, Slot};
 ///    switches between tasks does not (give each task its own [`Slot`]).
 /// 3. **Stores are read at one priority level, or isolated.** Code that
 ///    preempts a scope (an interrupt handler, an `InterruptExecutor`'s tasks)
-///    and then polls a `Scoped` future or calls [`get`](crate::get) /
+///    and then polls or drops a `Scoped` future or calls [`get`](crate::get) /
 ///    [`with`](crate::with) could walk into the frames of the code it
 ///    preempted and obtain a `&T` to a store that code is using at that very
 ///    moment; stores need not be `Sync`, so that would be a data race.

@@ -27,7 +27,7 @@ use core::ops::ControlFlow;
 use core::ptr::NonNull;
 
 use super::{each_carried, Carry};
-use crate::frame::{imp, FramePtr, Header, Meta};
+use crate::frame::{imp, FramePtr, Header, JumpMarker, Kind, Meta, Restore};
 
 /// The bytes of a value of at most one word, whatever its type.
 type Word = MaybeUninit<u64>;
@@ -62,7 +62,8 @@ fn fits(carry: &Carry) -> bool {
 /// them. `crate::carried` adds the span alongside when one is current.
 pub(crate) struct OneWord {
     /// The store's meta (a carried store's, so `T: Clone + Send`), or
-    /// `None` when there is no store.
+    /// `None` when there is no store; [`LENT`] while [`run`](Self::run)
+    /// runs.
     meta: Option<&'static Meta>,
     /// The store's value when there is one (a `T` of that meta, written by
     /// its `Carry::clone_into`), owned here; lent to a stack node while
@@ -70,7 +71,26 @@ pub(crate) struct OneWord {
     value: Word,
 }
 
+/// What a [`OneWord`] holds as its meta while [`run`](OneWord::run) runs:
+/// the call owns the value meanwhile (it lent it to a node on its stack),
+/// and the frames of the task may be published above that node. Never in a
+/// published header. A `OneWord` that sees it in its own drop, or in
+/// [`run_to_drop`](OneWord::run_to_drop), is dropped inside its own `run`:
+/// only in the teardown of a thread that never unwinds (LIFO).
+static LENT: Meta = Meta {
+    type_id: core::any::TypeId::of::<JumpMarker>(),
+    kind: Kind::Isolate,
+    name: core::any::type_name::<OneWord>,
+};
+
 impl OneWord {
+    /// Whether this is dropped inside its own [`run`](Self::run) (see
+    /// [`LENT`]).
+    #[inline(always)]
+    fn lent(&self) -> bool {
+        self.meta.is_some_and(|meta| core::ptr::eq(meta, &LENT))
+    }
+
     /// Copies the stores visible now, or returns `None` when they are more
     /// than one store or a store larger than a word (then a full snapshot
     /// carries them). Walks the frames once, and only while at most one
@@ -134,25 +154,43 @@ impl OneWord {
     #[inline]
     pub(crate) fn run<R>(&mut self, f: impl FnOnce() -> R) -> R {
         let mut node = MaybeUninit::<WordNode>::uninit();
+        let meta = self.meta;
         // A bitwise copy of the value is what is lent: it is never dropped
         // (see `Lend`), and nothing else accesses `self.value` meanwhile
         // (`&mut self`). (The node is reached only through this pointer
         // from now on.)
-        let lent = self.meta.map(|meta| {
+        let lent = meta.map(|meta| {
             NonNull::from(node.write(WordNode {
                 header: Header::new(meta),
                 value: self.value,
             }))
         });
+        self.meta = Some(&LENT);
         let prev = imp::enter(|_| FramePtr(lent.map(NonNull::cast)));
         // (LIFO) the node stays published exactly while `f` runs: `Lend`
         // unpublishes it on return and on unwind, before `node` goes away.
         let _lend = Lend {
             node: lent,
-            home: &mut self.value,
+            home: self,
+            meta,
             prev,
         };
         f()
+    }
+
+    /// [`run`](Self::run), for dropping the task's future: also when this
+    /// is dropped inside its own `run` (see [`LENT`]), in the teardown of a
+    /// thread that never unwinds. Then the frames the task published, above
+    /// the lent node, go away with it, and what was below is unknown here:
+    /// `f` runs with nothing visible, and nothing stays published.
+    #[inline]
+    pub(crate) fn run_to_drop<R>(&mut self, f: impl FnOnce() -> R) -> R {
+        if self.lent() {
+            imp::set(FramePtr::NULL);
+            let _restore = Restore(FramePtr::NULL);
+            return f();
+        }
+        self.run(f)
     }
 }
 
@@ -162,7 +200,9 @@ impl OneWord {
 /// it.
 struct Lend<'a> {
     node: Option<NonNull<WordNode>>,
-    home: &'a mut Word,
+    home: &'a mut OneWord,
+    /// The `OneWord`'s meta, given back with the value.
+    meta: Option<&'static Meta>,
     prev: FramePtr,
 }
 
@@ -175,14 +215,23 @@ impl Drop for Lend<'_> {
             // SAFETY: `node` is the live stack node of `OneWord::run`,
             // which outlives this guard; no reference into it is alive
             // (reads of the value ended with `f`).
-            *self.home = unsafe { (*node.as_ptr()).value };
+            self.home.value = unsafe { (*node.as_ptr()).value };
         }
+        self.home.meta = self.meta;
     }
 }
 
 impl Drop for OneWord {
     #[inline]
     fn drop(&mut self) {
+        if self.lent() {
+            // Dropped inside its own `run` (see `LENT`): the value belongs
+            // to the node lent on that call's stack, which never returns,
+            // and may still be published: leave it (the thread is exiting),
+            // and publish nothing.
+            imp::set(FramePtr::NULL);
+            return;
+        }
         let Some(meta) = self.meta else { return };
         let Some(drop) = meta.carry().and_then(|carry| carry.drop) else {
             return;
@@ -212,7 +261,7 @@ impl fmt::Debug for OneWord {
 #[cfg(all(test, feature = "std"))]
 mod tests {
     use super::OneWord;
-    use crate::{get, scope, scope_local, with};
+    use crate::{get, scope, scope_local, with, WithStore};
     use std::boxed::Box;
     use std::cell::Cell;
     use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -366,5 +415,100 @@ mod tests {
         let task = crate::carried::Carried::new(future, stores);
         assert_eq!(futures::executor::block_on(task), Some(3));
         assert_eq!(Arc::strong_count(&shared), 1);
+    }
+
+    /// A word-sized store that counts its drops.
+    #[derive(Clone, Debug)]
+    struct Probe(u64);
+
+    static PROBE_DROPS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+    impl Drop for Probe {
+        fn drop(&mut self) {
+            PROBE_DROPS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    /// Prints what is visible when the exiting thread's destructors reach it.
+    struct Reader;
+
+    impl Drop for Reader {
+        fn drop(&mut self) {
+            let seen = with(|probe: Option<&Probe>| probe.map(|probe| probe.0));
+            let drops = PROBE_DROPS.load(std::sync::atomic::Ordering::SeqCst);
+            std::eprintln!("reader: probe {seen:?}, drops {drops}");
+        }
+    }
+
+    type Task = core::pin::Pin<Box<dyn core::future::Future<Output = ()>>>;
+
+    std::thread_local! {
+        static READER: Reader = const { Reader };
+        static TASK: core::cell::RefCell<Option<Task>> = const { core::cell::RefCell::new(None) };
+    }
+
+    /// The child process's side of the test below: an adapter's task (one
+    /// word-sized store) owned by a thread-local, as a hand-written
+    /// executor might keep it, exits the process inside its poll, inside a
+    /// store of its own.
+    #[test]
+    fn exit_inside_a_run_child() {
+        let Ok(case) = std::env::var("ALS_ONE_WORD_EXIT") else {
+            return;
+        };
+        READER.with(|_| {}); // registered first: destroyed last
+        let with_store = case == "store";
+        let stores = if with_store {
+            scope(Probe(7), OneWord::capture).unwrap()
+        } else {
+            OneWord::capture().unwrap()
+        };
+        let future = async { async { std::process::exit(0) }.with_store(8u32).await };
+        let task: Task = Box::pin(crate::carried::Carried::new(future, stores));
+        TASK.with(|slot| {
+            *slot.borrow_mut() = Some(task);
+            let mut slot = slot.borrow_mut();
+            let waker = futures::task::noop_waker();
+            let _ = slot
+                .as_mut()
+                .unwrap()
+                .as_mut()
+                .poll(&mut core::task::Context::from_waker(&waker));
+            unreachable!("the poll exits")
+        })
+    }
+
+    /// `process::exit` inside the poll of a task carrying a `OneWord`
+    /// whose future a thread-local owns: its destructor drops the task
+    /// inside its own `run`, with the value lent and the task's frames
+    /// published. A later destructor must see nothing (not the frames freed
+    /// with the task, nor the value, which stays the lent node's).
+    #[test]
+    #[cfg_attr(miri, ignore = "runs the test binary again, as a child process")]
+    fn exit_inside_a_run_leaves_nothing_published() {
+        for case in ["store", "none"] {
+            let output = std::process::Command::new(std::env::current_exe().unwrap())
+                .args([
+                    "--exact",
+                    "frame::carry::one_word::tests::exit_inside_a_run_child",
+                ])
+                .args(["--nocapture", "--test-threads=1"])
+                .env("ALS_ONE_WORD_EXIT", case)
+                .output()
+                .unwrap();
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            assert!(
+                output.status.success(),
+                "case {case}: {}\n{stderr}",
+                output.status
+            );
+            // The original `Probe` is dropped when its scope ends; the copy
+            // the task carries is not (it stays the lent node's).
+            let expected = if case == "store" { 1 } else { 0 };
+            assert!(
+                stderr.contains(&std::format!("reader: probe None, drops {expected}")),
+                "case {case}: a later destructor saw a store, or the lent value was dropped:\n{stderr}"
+            );
+        }
     }
 }
