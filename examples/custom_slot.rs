@@ -108,7 +108,7 @@ unsafe impl Slot for PerCoreSlot {
         unsafe { FramePtr::from_raw(raw) }
     }
 
-    fn set(top: FramePtr) {
+    unsafe fn set(top: FramePtr) {
         compiler_fence(Ordering::Release);
         SLOTS[chip::core_id()].store(top.into_raw(), Ordering::Relaxed);
     }

@@ -166,8 +166,8 @@ pub(crate) mod imp {
 /// The slot stores one [`FramePtr`]. The crate calls [`get`](Slot::get) to
 /// read it and [`set`](Slot::set) to replace it: entering a scope (each
 /// `Scoped` layer, on every poll and on drop) is one `get` and one `set`,
-/// leaving it one `set`, and every read ([`get`](crate::get),
-/// [`with`](crate::with), ...) one `get`.
+/// leaving it one `set` (after a drop, one more `get` first), and every read
+/// ([`get`](crate::get), [`with`](crate::with), ...) one `get`.
 ///
 /// # Safety
 ///
@@ -233,7 +233,7 @@ pub(crate) mod imp {
 ///         // handed to this slot.
 ///         unsafe { FramePtr::from_raw(raw) }
 ///     }
-///     fn set(top: FramePtr) {
+///     unsafe fn set(top: FramePtr) {
 ///         compiler_fence(Ordering::Release);
 ///         SLOTS[my_hal::core_id()].store(top.into_raw(), Ordering::Relaxed);
 ///     }
@@ -259,7 +259,15 @@ pub unsafe trait Slot {
     /// Returns the value last stored by this context, or [`FramePtr::NULL`].
     fn get() -> FramePtr;
     /// Stores `top` for this context.
-    fn set(top: FramePtr);
+    ///
+    /// # Safety
+    ///
+    /// Only this crate calls it (condition 3 above), with a frame that stays
+    /// alive for as long as it is stored. Called with any other value (a
+    /// `FramePtr` kept from an earlier [`get`](Slot::get), whose frame has
+    /// since gone away), later reads would follow a dangling pointer: so it
+    /// is `unsafe` to call, and implementations write `unsafe fn set`.
+    unsafe fn set(top: FramePtr);
 }
 
 /// Registers the [`Slot`] used when `std` is off (features `custom-slot` and
@@ -311,7 +319,7 @@ pub unsafe trait Slot {
 ///         // SAFETY: null, or stored by `set` from a `FramePtr` of this slot.
 ///         unsafe { FramePtr::from_raw(raw) }
 ///     }
-///     fn set(top: FramePtr) {
+///     unsafe fn set(top: FramePtr) {
 ///         compiler_fence(Ordering::Release);
 ///         TOP.store(top.into_raw(), Ordering::Relaxed);
 ///     }
@@ -341,7 +349,9 @@ macro_rules! set_slot {
             }
             #[export_name = "_async_local_storage_0_1_slot_set"]
             fn set(top: $crate::FramePtr) {
-                <$slot as $crate::Slot>::set(top)
+                // SAFETY: only the crate's slot backend calls this symbol,
+                // with the frames it publishes: the contract of `Slot::set`.
+                unsafe { <$slot as $crate::Slot>::set(top) }
             }
         };
     };

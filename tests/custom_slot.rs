@@ -53,7 +53,7 @@ unsafe impl Slot for ThreadSlot {
         TOP.with(Cell::get)
     }
 
-    fn set(top: FramePtr) {
+    unsafe fn set(top: FramePtr) {
         SETS.with(|n| n.set(n.get() + 1));
         TOP.with(|cell| cell.set(top));
     }

@@ -94,7 +94,7 @@ unsafe impl<S: CriticalSectionSlot> Slot for S {
     }
 
     #[inline]
-    fn set(top: FramePtr) {
+    unsafe fn set(top: FramePtr) {
         critical_section::with(|cs| TOP.borrow(cs).set(top));
     }
 }

@@ -21,7 +21,9 @@
 //! type that frees memory through `&self` (an `UnsafeCell<Box<_>>` swapped
 //! in place) could leave one of the copies dangling.
 
+use core::cell::Cell;
 use core::fmt;
+use core::marker::PhantomData;
 use core::mem::{align_of, offset_of, size_of, MaybeUninit};
 use core::ops::ControlFlow;
 use core::ptr::NonNull;
@@ -69,6 +71,10 @@ pub(crate) struct OneWord {
     /// its `Carry::clone_into`), owned here; lent to a stack node while
     /// [`run`](Self::run) runs.
     value: Word,
+    /// `Send` (the value is a `T: Send`) but not `Sync`: the value need not
+    /// be `Sync`, so no `&OneWord` may ever read it from two threads.
+    /// Nothing reads it through `&self` today; this keeps it so.
+    _not_sync: PhantomData<Cell<()>>,
 }
 
 /// What a [`OneWord`] holds as its meta while [`run`](OneWord::run) runs:
@@ -125,6 +131,7 @@ impl OneWord {
         let mut stores = OneWord {
             meta: None,
             value: Word::uninit(),
+            _not_sync: PhantomData,
         };
         if let Some((src, carry)) = found {
             let mut node = MaybeUninit::<WordNode>::uninit();
