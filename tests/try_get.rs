@@ -2,9 +2,7 @@
 
 mod common;
 
-use async_local_storage::{
-    exit, isolate, scope, scope_local, try_get, try_with, StoreNotFound, WithStore,
-};
+use async_local_storage::{exit, isolate, scope, scope_local, try_get, try_with, StoreNotFound};
 use common::{block_on, RequestId, User};
 
 fn message(err: &StoreNotFound) -> String {
@@ -97,6 +95,8 @@ fn the_error_carries_no_value() {
 #[cfg(feature = "tokio")]
 #[test]
 fn inside_a_plain_runtime_spawn_nothing_is_visible() {
+    use async_local_storage::WithStore;
+
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();
