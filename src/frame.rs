@@ -27,13 +27,13 @@
 //! [`Captured::run_from`](carry::Captured::run_from) (`Snapshot::run`, an
 //! adapter's task) and [`OneWord::run`](carry::one_word::OneWord::run); a
 //! drop guard writes the previous value back before that call returns or
-//! unwinds. (The teardown paths below write null.) Frames are therefore published in strictly nested
-//! order on the thread (or, for the no_std backends, the context) that owns
-//! the slot, and every frame reachable from the slot belongs to a call that is
-//! still on that stack. The memory it points to cannot be moved, dropped or
-//! mutably borrowed until that call returns, because the call itself holds the
-//! `&mut` (or `&`) borrow of it. No API hands out a guard that could be leaked
-//! with `mem::forget`.
+//! unwinds. (The teardown paths below write null.) Frames are therefore
+//! published in strictly nested order on the thread (or, for the no_std
+//! backends, the context) that owns the slot, and every frame reachable from
+//! the slot belongs to a call that is still on that stack. The memory it
+//! points to cannot be moved, dropped or mutably borrowed until that call
+//! returns, because the call itself holds the `&mut` (or `&`) borrow of it.
+//! No API hands out a guard that could be leaked with `mem::forget`.
 //!
 //! The one way around (LIFO) is a thread that never unwinds its stack: at
 //! `std::process::exit`, the C runtime runs the calling thread's TLS
