@@ -9,7 +9,8 @@
 //! | [`rayon::join`] | [`join`] |
 //! | [`rayon::scope`], [`in_place_scope`](::rayon::in_place_scope) | [`scope`], [`in_place_scope`] (their [`Scope::spawn`] carries too) |
 //! | [`rayon::scope_fifo`], [`in_place_scope_fifo`](::rayon::in_place_scope_fifo) | [`scope_fifo`], [`in_place_scope_fifo`] (their [`ScopeFifo::spawn_fifo`] carries too) |
-//! | [`ThreadPool`]`::{install, spawn, spawn_fifo, join, scope}` | [`ThreadPoolExt`]`::{install_with_stores, spawn_with_stores, spawn_fifo_with_stores, join_with_stores, scope_with_stores}` |
+//! | [`rayon::broadcast`], [`spawn_broadcast`](::rayon::spawn_broadcast) | [`broadcast`], [`spawn_broadcast`] |
+//! | [`ThreadPool`]`::{install, spawn, spawn_fifo, join, scope, broadcast, spawn_broadcast}` | [`ThreadPoolExt`]`::{install_with_stores, spawn_with_stores, spawn_fifo_with_stores, join_with_stores, scope_with_stores, broadcast_with_stores, spawn_broadcast_with_stores}` |
 //! | any [`ParallelIterator`] | [`.with_stores()`](ParallelIteratorExt::with_stores) |
 //!
 //! Each one captures a [`Snapshot`] of the stores visible where it is
@@ -80,7 +81,9 @@ use ::rayon::iter::plumbing::{
     Consumer, Folder, Producer, ProducerCallback, Reducer, UnindexedConsumer,
 };
 use ::rayon::iter::{IndexedParallelIterator, ParallelIterator};
-use ::rayon::ThreadPool;
+use ::rayon::{BroadcastContext, ThreadPool};
+use std::sync::{Mutex, PoisonError};
+use std::vec::Vec;
 
 use crate::{isolate, Snapshot};
 
@@ -158,6 +161,91 @@ where
             move || snapshot_b.run(oper_b),
         )
     })
+}
+
+/// Like [`rayon::broadcast`]: `op` runs once on every thread of the
+/// current pool (the global one from outside any pool), each time with the
+/// stores visible here, and the caller's stores are hidden while it waits.
+///
+/// Cost: one [`Snapshot::capture`] and one clone per further thread of the
+/// pool (no allocation when the stores fit inline; see [`Snapshot`]), and
+/// one allocation for the list of them.
+///
+/// # Panics
+///
+/// As [`rayon::broadcast`]: a panic in `op` propagates once every call has
+/// finished.
+///
+/// # Examples
+///
+/// ```
+/// use async_local_storage::{get, scope};
+///
+/// let pool = rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap();
+/// let seen = pool.install(|| scope(9u8, || {
+///     async_local_storage::adapters::rayon::broadcast(|_| get::<u8>())
+/// }));
+/// assert_eq!(seen, [Some(9); 3]);
+/// ```
+pub fn broadcast<OP, R>(op: OP) -> Vec<R>
+where
+    OP: Fn(BroadcastContext<'_>) -> R + Sync,
+    R: Send,
+{
+    let stores = PerThread::capture(::rayon::current_num_threads());
+    isolate(|| ::rayon::broadcast(|context| stores.run(|| op(context))))
+}
+
+/// Like [`rayon::spawn_broadcast`]: `op` runs once on every thread of the
+/// current pool (the global one from outside any pool), each time with the
+/// stores visible here. Cost as [`broadcast`].
+///
+/// # Examples
+///
+/// ```
+/// use async_local_storage::{get, scope};
+///
+/// let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+/// let (tx, rx) = std::sync::mpsc::channel();
+/// let tx = std::sync::Mutex::new(tx);
+/// pool.install(|| scope(6u8, || {
+///     async_local_storage::adapters::rayon::spawn_broadcast(move |_| tx.lock().unwrap().send(get::<u8>()).unwrap())
+/// }));
+/// assert_eq!([rx.recv().unwrap(), rx.recv().unwrap()], [Some(6); 2]);
+/// ```
+pub fn spawn_broadcast<OP>(op: OP)
+where
+    OP: Fn(BroadcastContext<'_>) + Send + Sync + 'static,
+{
+    let stores = PerThread::capture(::rayon::current_num_threads());
+    ::rayon::spawn_broadcast(move |context| stores.run(|| op(context)));
+}
+
+/// The stores of a broadcast, one snapshot for each thread it runs on:
+/// a snapshot is not `Sync`, so the calls cannot share one. Each call
+/// takes one (they all hold the same stores).
+struct PerThread(Mutex<Vec<Snapshot>>);
+
+impl PerThread {
+    fn capture(threads: usize) -> PerThread {
+        let first = Snapshot::capture();
+        let mut all = Vec::with_capacity(threads.max(1));
+        for _ in 1..threads {
+            all.push(first.clone());
+        }
+        all.push(first);
+        PerThread(Mutex::new(all))
+    }
+
+    fn run<R>(&self, f: impl FnOnce() -> R) -> R {
+        let snapshot = self
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop()
+            .expect("rayon runs a broadcast once per thread of its pool");
+        snapshot.run(f)
+    }
 }
 
 /// A [`rayon::Scope`] whose [`spawn`](Scope::spawn) carries
@@ -477,6 +565,46 @@ pub trait ThreadPoolExt: sealed::Sealed {
         RA: Send,
         RB: Send;
 
+    /// Like [`ThreadPool::broadcast`], carrying the stores as [`broadcast`]
+    /// does.
+    ///
+    /// # Panics
+    ///
+    /// As [`ThreadPool::broadcast`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use async_local_storage::{get, scope, adapters::rayon::ThreadPoolExt};
+    ///
+    /// let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+    /// let seen = scope(3u16, || pool.broadcast_with_stores(|_| get::<u16>()));
+    /// assert_eq!(seen, [Some(3), Some(3)]);
+    /// assert_eq!(scope(3u16, || pool.broadcast(|_| get::<u16>())), [None, None]); // rayon's own
+    /// ```
+    fn broadcast_with_stores<OP, R>(&self, op: OP) -> Vec<R>
+    where
+        OP: Fn(BroadcastContext<'_>) -> R + Sync,
+        R: Send;
+
+    /// Like [`ThreadPool::spawn_broadcast`], carrying the stores as
+    /// [`spawn_broadcast`] does.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use async_local_storage::{get, scope, adapters::rayon::ThreadPoolExt};
+    ///
+    /// let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+    /// let (tx, rx) = std::sync::mpsc::channel();
+    /// let tx = std::sync::Mutex::new(tx);
+    /// scope(5u16, || pool.spawn_broadcast_with_stores(move |_| tx.lock().unwrap().send(get::<u16>()).unwrap()));
+    /// assert_eq!([rx.recv().unwrap(), rx.recv().unwrap()], [Some(5); 2]);
+    /// ```
+    fn spawn_broadcast_with_stores<OP>(&self, op: OP)
+    where
+        OP: Fn(BroadcastContext<'_>) + Send + Sync + 'static;
+
     /// Like [`ThreadPool::scope`], carrying the stores as [`scope`] does.
     ///
     /// # Panics
@@ -539,6 +667,23 @@ impl ThreadPoolExt for ThreadPool {
                 move || snapshot_b.run(oper_b),
             )
         })
+    }
+
+    fn broadcast_with_stores<OP, R>(&self, op: OP) -> Vec<R>
+    where
+        OP: Fn(BroadcastContext<'_>) -> R + Sync,
+        R: Send,
+    {
+        let stores = PerThread::capture(self.current_num_threads());
+        isolate(|| self.broadcast(|context| stores.run(|| op(context))))
+    }
+
+    fn spawn_broadcast_with_stores<OP>(&self, op: OP)
+    where
+        OP: Fn(BroadcastContext<'_>) + Send + Sync + 'static,
+    {
+        let stores = PerThread::capture(self.current_num_threads());
+        self.spawn_broadcast(move |context| stores.run(|| op(context)));
     }
 
     fn scope_with_stores<'scope, OP, R>(&self, op: OP) -> R

@@ -209,6 +209,51 @@ fn with_stores_after_one_by_one_adaptors_reaches_every_item() {
 }
 
 #[test]
+fn broadcasts_carry_to_every_thread_and_rayons_own_do_not() {
+    let pool = pool();
+    // From outside the pool, and from one of its threads (the caller is
+    // then one of the threads the broadcast runs on).
+    let outside = scope(Caller("b"), || {
+        pool.broadcast_with_stores(|ctx| (ctx.index(), get::<Caller>()))
+    });
+    let inside = pool.install(|| {
+        scope(Caller("b"), || {
+            als::broadcast(|ctx| (ctx.index(), get::<Caller>()))
+        })
+    });
+    let raw = scope(Caller("b"), || pool.broadcast(|_| get::<Caller>()));
+    for seen in [outside, inside] {
+        assert_eq!(seen.len(), THREADS);
+        assert!(
+            seen.iter()
+                .enumerate()
+                .all(|(i, s)| *s == (i, Some(Caller("b")))),
+            "{seen:?}"
+        );
+    }
+    assert_eq!(raw, vec![None; THREADS]);
+
+    // spawn_broadcast: one message per thread, each with the store.
+    let (tx, rx) = mpsc::channel();
+    let tx = Mutex::new(tx);
+    scope(Caller("sb"), || {
+        pool.spawn_broadcast_with_stores(move |_| tx.lock().unwrap().send(get::<Caller>()).unwrap())
+    });
+    let (tx2, rx2) = mpsc::channel();
+    let tx2 = Mutex::new(tx2);
+    pool.install(|| {
+        scope(Caller("sb2"), || {
+            als::spawn_broadcast(move |_| tx2.lock().unwrap().send(get::<Caller>()).unwrap())
+        })
+    });
+    for _ in 0..THREADS {
+        assert_eq!(rx.recv_timeout(PATIENCE).unwrap(), Some(Caller("sb")));
+        assert_eq!(rx2.recv_timeout(PATIENCE).unwrap(), Some(Caller("sb2")));
+    }
+    assert_workers_clean(&pool);
+}
+
+#[test]
 fn unindexed_adaptors_see_the_stores() {
     let pool = pool();
     let count = pool.install(|| {
