@@ -47,19 +47,21 @@ pub(crate) trait Stores: Send + 'static {
 
     /// [`run`](Self::run), to drop the task's future in `f`: also when the
     /// task is dropped inside its own poll (the teardown of a thread that
-    /// never unwinds, as at `process::exit`; see `OneWord::run_to_drop`).
-    /// A full snapshot needs nothing more: its nodes are under the frames
-    /// the task published, and its drop unpublishes them if still reachable.
-    #[inline]
-    fn run_to_drop<R>(self: Pin<&mut Self>, f: impl FnOnce() -> R) -> R {
-        self.run(f)
-    }
+    /// never unwinds, as at `process::exit`): then the frames the task
+    /// published go away with it, and nothing stays published (see
+    /// `Captured::run_from_to_drop`, `OneWord::run_to_drop`).
+    fn run_to_drop<R>(self: Pin<&mut Self>, f: impl FnOnce() -> R) -> R;
 }
 
 impl<const W: usize, S: SpanSlot> Stores for SnapshotIn<W, S> {
     #[inline]
     fn run<R>(self: Pin<&mut Self>, f: impl FnOnce() -> R) -> R {
         SnapshotIn::run_pinned(self.into_ref(), f)
+    }
+
+    #[inline]
+    fn run_to_drop<R>(self: Pin<&mut Self>, f: impl FnOnce() -> R) -> R {
+        SnapshotIn::run_pinned_to_drop(self.into_ref(), f)
     }
 }
 
@@ -393,6 +395,137 @@ mod tests {
                 (Some(5), Some(5), if words == 1 { None } else { Some(3) })
             );
             assert_eq!(*seen.lock().unwrap(), Some(5));
+        }
+    }
+
+    /// `process::exit` inside the poll of an adapter's task whose future a
+    /// thread-local owns, as a hand-written executor might keep it: the
+    /// thread's destructors drop the task inside its own poll, with the
+    /// frames it published (one boxed, so freed with it) still published.
+    mod exit_inside_a_poll {
+        use crate::{scope, with, WithStore};
+        use core::future::Future;
+        use core::pin::Pin;
+        use core::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+        use core::task::{Context, Poll};
+        use std::boxed::Box;
+        use std::string::String;
+
+        /// A word-sized store that counts its drops.
+        #[derive(Clone, Debug)]
+        struct Probe(u64);
+
+        static PROBE_DROPS: AtomicUsize = AtomicUsize::new(0);
+
+        impl Drop for Probe {
+            fn drop(&mut self) {
+                PROBE_DROPS.fetch_add(1, SeqCst);
+            }
+        }
+
+        /// Prints what is visible when the exiting thread's destructors
+        /// reach it.
+        struct Reader;
+
+        impl Drop for Reader {
+            fn drop(&mut self) {
+                let probe = with(|probe: Option<&Probe>| probe.map(|probe| probe.0));
+                let inner = with(|inner: Option<&u32>| inner.copied());
+                let drops = PROBE_DROPS.load(SeqCst);
+                std::eprintln!("reader: probe {probe:?}, inner {inner:?}, drops {drops}");
+            }
+        }
+
+        type Task = Pin<Box<dyn Future<Output = ()>>>;
+
+        std::thread_local! {
+            static READER: Reader = const { Reader };
+            static TASK: core::cell::RefCell<Option<Task>> = const { core::cell::RefCell::new(None) };
+        }
+
+        /// Pending at its first poll.
+        struct YieldOnce(bool);
+
+        impl Future for YieldOnce {
+            type Output = ();
+            fn poll(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<()> {
+                if self.0 {
+                    Poll::Ready(())
+                } else {
+                    self.0 = true;
+                    Poll::Pending
+                }
+            }
+        }
+
+        /// The child process's side: the task carries no store, one
+        /// word-sized store (a `OneWord`, lent at each poll) or two (a full
+        /// snapshot), and exits at its second poll inside a boxed store
+        /// frame of its own.
+        #[test]
+        fn child() {
+            let Ok(case) = std::env::var("ALS_CARRIED_EXIT") else {
+                return;
+            };
+            READER.with(|_| {}); // registered first: destroyed last
+            let future = async {
+                let inner: Task = Box::pin(
+                    async {
+                        YieldOnce(false).await;
+                        std::process::exit(0)
+                    }
+                    .with_store(8u32),
+                );
+                inner.await
+            };
+            let spawn = || spawn_carried!(future, |task| Box::pin(task) as Task);
+            let task = match case.as_str() {
+                "none" => spawn(),
+                "word" => scope(Probe(7), spawn),
+                "full" => scope(Probe(7), || scope(String::from("tenant"), spawn)),
+                other => panic!("unknown case {other}"),
+            };
+            TASK.with(|slot| {
+                *slot.borrow_mut() = Some(task);
+                let mut slot = slot.borrow_mut();
+                let waker = futures::task::noop_waker();
+                loop {
+                    let _ = slot
+                        .as_mut()
+                        .unwrap()
+                        .as_mut()
+                        .poll(&mut Context::from_waker(&waker));
+                }
+            })
+        }
+
+        /// A later destructor must see nothing: not the task's frames, freed
+        /// with it, nor its stores. The `Probe` the scope installed is
+        /// dropped when the scope ends; a one-word carrier's copy stays the
+        /// lent node's (never dropped), a full snapshot's copy is dropped
+        /// with the snapshot.
+        #[test]
+        #[cfg_attr(miri, ignore = "runs the test binary again, as a child process")]
+        fn leaves_nothing_published() {
+            for (case, drops) in [("none", 0), ("word", 1), ("full", 2)] {
+                let output = std::process::Command::new(std::env::current_exe().unwrap())
+                    .args(["--exact", "carried::tests::exit_inside_a_poll::child"])
+                    .args(["--nocapture", "--test-threads=1"])
+                    .env("ALS_CARRIED_EXIT", case)
+                    .output()
+                    .unwrap();
+                let stderr = String::from_utf8_lossy(&output.stderr);
+                assert!(
+                    output.status.success(),
+                    "case {case}: {}\n{stderr}",
+                    output.status
+                );
+                let expected = std::format!("reader: probe None, inner None, drops {drops}");
+                assert!(
+                    stderr.contains(&expected),
+                    "case {case}: expected `{expected}`:\n{stderr}"
+                );
+            }
         }
     }
 }

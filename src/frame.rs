@@ -27,7 +27,7 @@
 //! [`Captured::run_from`](carry::Captured::run_from) (`Snapshot::run`, an
 //! adapter's task) and [`OneWord::run`](carry::one_word::OneWord::run); a
 //! drop guard writes the previous value back before that call returns or
-//! unwinds. (The teardown paths below write null.) Frames are therefore
+//! unwinds. (The teardown paths below leave null.) Frames are therefore
 //! published in strictly nested order on the thread (or, for the no_std
 //! backends, the context) that owns the slot, and every frame reachable from
 //! the slot belongs to a call that is still on that stack. The memory it
@@ -52,17 +52,22 @@
 //!   its snapshot's first node is reachable; if so, it leaves nothing
 //!   published (`drop_entered_jump`), and a frame it is dropped inside
 //!   (which then finds the slot changed, `DropRestore`) does the same;
-//! * a snapshot, whether one of its nodes is reachable
-//!   ([`carry::Captured`]'s `Drop`);
+//! * a snapshot, whether its first node is reachable ([`carry::Captured`]'s
+//!   `Drop`), and an adapter task's full snapshot, the same when it drops
+//!   the task ([`carry::Captured::run_from_to_drop`]): it then leaves
+//!   nothing published;
 //! * an adapter task's one-word carrier, whether its value is lent
 //!   ([`carry::one_word`]'s `LENT`): it then drops nothing it lent and
 //!   leaves nothing published.
 //!
-//! One case stays out of reach: a store frame whose future, inside a jump
-//! frame, published frames above it in the *first* poll of an `async`
-//! block. Dropping a block that never suspended drops none of the futures
-//! it made meanwhile, so the jump frame is not dropped, and the store frame
-//! cannot see the frames above the jump (their links end at its target).
+//! What stays out of reach: frames whose owner is never dropped. Rust drops
+//! an `async` block by the state it was in when it last suspended, so the
+//! futures it created in the poll that never returned are freed without
+//! their destructors running. When none of the owners above is dropped
+//! around them (a thread-local that owns a bare `async` block; a store
+//! frame whose chain a jump frame created in that poll cuts), nothing runs
+//! that could unpublish them, and the slot keeps pointing into freed
+//! memory for the rest of the teardown.
 //!
 //! **(TYPE)** A header whose meta is of kind [`Kind::Store`] with
 //! `type_id == TypeId::of::<T>()` always heads a `Node<T>`-shaped frame: a
@@ -577,8 +582,9 @@ impl<T> Node<T> {
     /// A jump frame publishes where reads continue (the snapshot's first
     /// node, or null) rather than itself: its own header never needs a
     /// link, and reads inside it skip one frame. Nothing ever links to the
-    /// jump frame itself, so it needs no teardown check either: a
-    /// snapshot's nodes check on their own drop (`Captured`'s `Drop`).
+    /// jump frame itself, so its link is free to mark the frame as entered
+    /// ([`jump_to`](Self::jump_to)), which its teardown check reads
+    /// ([`entered`](Self::entered)).
     ///
     /// # Safety
     /// As for [`enter_at`](Self::enter_at), and the frame is of kind `jump`.
@@ -715,7 +721,11 @@ impl<T> Node<T> {
     /// Like [`enter`](Self::enter), for a frame about to be destroyed: if it
     /// is still reachable from the slot (only possible in the teardown of a
     /// thread that never unwinds, see (LIFO)), it is unpublished first,
-    /// together with every frame above it, instead of being linked to itself.
+    /// together with every frame above it, instead of being linked to itself;
+    /// and if a jump frame inside it finds itself dropped inside its own
+    /// call, nothing stays published (`DropRestore`). A jump frame dropped
+    /// inside its own call leaves nothing published either
+    /// ([`drop_entered_jump`](Self::drop_entered_jump)).
     ///
     /// # Safety
     /// As for [`enter_at`](Self::enter_at).
@@ -756,8 +766,9 @@ impl<T> Node<T> {
     /// its own call: only in the teardown of a thread that never unwinds
     /// (LIFO). Either [`jump_to`](Self::jump_to) marked it, or its target,
     /// a snapshot's first node (which the usual `with_snapshot` poll
-    /// publishes without the mark, and which only this frame publishes), is
-    /// reachable from the slot.
+    /// publishes without the mark), is reachable from the slot. Nothing else
+    /// publishes those nodes while the frame can be dropped: its clones have
+    /// their own, and `Scoped::value().run(..)` borrows the frame.
     ///
     /// # Safety
     /// As for [`enter_jump`](Self::enter_jump).

@@ -231,6 +231,18 @@ impl<const W: usize, S: SpanSlot> SnapshotIn<W, S> {
         Captured::<W>::run_from(top, f)
     }
 
+    /// [`run_pinned`](Self::run_pinned), to drop in `f` the future these
+    /// stores run: see [`Captured::run_from_to_drop`].
+    #[inline]
+    pub(crate) fn run_pinned_to_drop<R>(self: Pin<&Self>, f: impl FnOnce() -> R) -> R {
+        let this = self.get_ref();
+        #[cfg(feature = "tracing")]
+        let _entered = this.span().map(tracing::Span::enter);
+        // SAFETY: as in `run_pinned`.
+        let top = unsafe { this.stores.pinned_top() };
+        Captured::<W>::run_from_to_drop(top, f)
+    }
+
     /// The span to enter with the snapshot, unless it is none.
     #[cfg(feature = "tracing")]
     #[inline]

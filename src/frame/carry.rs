@@ -734,6 +734,26 @@ impl<const W: usize> Captured<W> {
         f()
     }
 
+    /// [`run_from`](Self::run_from), to drop in `f` the future this
+    /// snapshot runs (an adapter's task): also when the task is dropped
+    /// inside its own `run`, in the teardown of a thread that never unwinds
+    /// (LIFO), which shows as `top` reachable from the slot (only this
+    /// snapshot's own call publishes its nodes). The frames the task
+    /// published above them go away with it, and what was below is unknown
+    /// here: `f` runs with `top` published, and then nothing is published.
+    #[inline(never)]
+    pub(crate) fn run_from_to_drop<R>(top: FramePtr, f: impl FnOnce() -> R) -> R {
+        let Some(node) = top.0 else {
+            return Self::run_from(top, f);
+        };
+        if !imp::get().reaches(node) {
+            return Self::run_from(top, f);
+        }
+        imp::set(top);
+        let _restore = Restore(FramePtr::NULL);
+        f()
+    }
+
     /// Writes a clone of the store at `src` at `offset`, in the inline
     /// buffer if `inline` (known there, which saves testing for a heap
     /// buffer), else wherever the nodes are.

@@ -268,7 +268,7 @@ impl fmt::Debug for OneWord {
 #[cfg(all(test, feature = "std"))]
 mod tests {
     use super::OneWord;
-    use crate::{get, scope, scope_local, with, WithStore};
+    use crate::{get, scope, scope_local, with};
     use std::boxed::Box;
     use std::cell::Cell;
     use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -422,100 +422,5 @@ mod tests {
         let task = crate::carried::Carried::new(future, stores);
         assert_eq!(futures::executor::block_on(task), Some(3));
         assert_eq!(Arc::strong_count(&shared), 1);
-    }
-
-    /// A word-sized store that counts its drops.
-    #[derive(Clone, Debug)]
-    struct Probe(u64);
-
-    static PROBE_DROPS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-
-    impl Drop for Probe {
-        fn drop(&mut self) {
-            PROBE_DROPS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        }
-    }
-
-    /// Prints what is visible when the exiting thread's destructors reach it.
-    struct Reader;
-
-    impl Drop for Reader {
-        fn drop(&mut self) {
-            let seen = with(|probe: Option<&Probe>| probe.map(|probe| probe.0));
-            let drops = PROBE_DROPS.load(std::sync::atomic::Ordering::SeqCst);
-            std::eprintln!("reader: probe {seen:?}, drops {drops}");
-        }
-    }
-
-    type Task = core::pin::Pin<Box<dyn core::future::Future<Output = ()>>>;
-
-    std::thread_local! {
-        static READER: Reader = const { Reader };
-        static TASK: core::cell::RefCell<Option<Task>> = const { core::cell::RefCell::new(None) };
-    }
-
-    /// The child process's side of the test below: an adapter's task (one
-    /// word-sized store) owned by a thread-local, as a hand-written
-    /// executor might keep it, exits the process inside its poll, inside a
-    /// store of its own.
-    #[test]
-    fn exit_inside_a_run_child() {
-        let Ok(case) = std::env::var("ALS_ONE_WORD_EXIT") else {
-            return;
-        };
-        READER.with(|_| {}); // registered first: destroyed last
-        let with_store = case == "store";
-        let stores = if with_store {
-            scope(Probe(7), OneWord::capture).unwrap()
-        } else {
-            OneWord::capture().unwrap()
-        };
-        let future = async { async { std::process::exit(0) }.with_store(8u32).await };
-        let task: Task = Box::pin(crate::carried::Carried::new(future, stores));
-        TASK.with(|slot| {
-            *slot.borrow_mut() = Some(task);
-            let mut slot = slot.borrow_mut();
-            let waker = futures::task::noop_waker();
-            let _ = slot
-                .as_mut()
-                .unwrap()
-                .as_mut()
-                .poll(&mut core::task::Context::from_waker(&waker));
-            unreachable!("the poll exits")
-        })
-    }
-
-    /// `process::exit` inside the poll of a task carrying a `OneWord`
-    /// whose future a thread-local owns: its destructor drops the task
-    /// inside its own `run`, with the value lent and the task's frames
-    /// published. A later destructor must see nothing (not the frames freed
-    /// with the task, nor the value, which stays the lent node's).
-    #[test]
-    #[cfg_attr(miri, ignore = "runs the test binary again, as a child process")]
-    fn exit_inside_a_run_leaves_nothing_published() {
-        for case in ["store", "none"] {
-            let output = std::process::Command::new(std::env::current_exe().unwrap())
-                .args([
-                    "--exact",
-                    "frame::carry::one_word::tests::exit_inside_a_run_child",
-                ])
-                .args(["--nocapture", "--test-threads=1"])
-                .env("ALS_ONE_WORD_EXIT", case)
-                .output()
-                .unwrap();
-            let stderr = String::from_utf8_lossy(&output.stderr);
-            assert!(
-                output.status.success(),
-                "case {case}: {}\n{stderr}",
-                output.status
-            );
-            // The original `Probe` is dropped when its scope ends; the copy
-            // the task carries is not (it stays the lent node's).
-            let expected = if case == "store" { 1 } else { 0 };
-            assert!(
-                stderr.contains(&std::format!("reader: probe None, drops {expected}")),
-                "case {case}: a later destructor saw a store, or the lent value was dropped:\n{stderr}"
-            );
-        }
     }
 }
