@@ -407,7 +407,7 @@ mod tests {
         use core::future::Future;
         use core::pin::Pin;
         use core::sync::atomic::{AtomicUsize, Ordering::SeqCst};
-        use core::task::{Context, Poll};
+        use core::task::Context;
         use std::boxed::Box;
         use std::string::String;
 
@@ -443,21 +443,6 @@ mod tests {
             static TASK: core::cell::RefCell<Option<Task>> = const { core::cell::RefCell::new(None) };
         }
 
-        /// Pending at its first poll.
-        struct YieldOnce(bool);
-
-        impl Future for YieldOnce {
-            type Output = ();
-            fn poll(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<()> {
-                if self.0 {
-                    Poll::Ready(())
-                } else {
-                    self.0 = true;
-                    Poll::Pending
-                }
-            }
-        }
-
         /// The child process's side: the task carries no store, one
         /// word-sized store (a `OneWord`, lent at each poll) or two (a full
         /// snapshot), and exits at its second poll inside a boxed store
@@ -471,7 +456,7 @@ mod tests {
             let future = async {
                 let inner: Task = Box::pin(
                     async {
-                        YieldOnce(false).await;
+                        futures::pending!();
                         std::process::exit(0)
                     }
                     .with_store(8u32),

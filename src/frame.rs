@@ -50,7 +50,7 @@
 //! * a jump frame, which is never on the chain, whether it is marked as
 //!   entered (its otherwise unused link, set for the call by `jump_to`) or
 //!   its snapshot's first node is reachable; if so, it leaves nothing
-//!   published (`drop_entered_jump`), and a frame it is dropped inside
+//!   published ([`run_torn_down`]), and a frame it is dropped inside
 //!   (which then finds the slot changed, `DropRestore`) does the same;
 //! * a snapshot, whether its first node is reachable ([`carry::Captured`]'s
 //!   `Drop`), and an adapter task's full snapshot, the same when it drops
@@ -584,7 +584,7 @@ impl<T> Node<T> {
     /// link, and reads inside it skip one frame. Nothing ever links to the
     /// jump frame itself, so its link is free to mark the frame as entered
     /// ([`jump_to`](Self::jump_to)), which its teardown check reads
-    /// ([`entered`](Self::entered)).
+    /// ([`torn_down_target`](Self::torn_down_target)).
     ///
     /// # Safety
     /// As for [`enter_at`](Self::enter_at), and the frame is of kind `jump`.
@@ -604,7 +604,7 @@ impl<T> Node<T> {
     /// nothing reads as a link (nothing links to or through a jump frame),
     /// points to the frame itself until the call returns or unwinds. A jump
     /// frame dropped while marked is dropped inside its own call: see
-    /// [`entered`](Self::entered).
+    /// [`torn_down_target`](Self::torn_down_target).
     ///
     /// # Safety
     /// As for [`enter_jump`](Self::enter_jump), and `target` is where reads
@@ -725,7 +725,7 @@ impl<T> Node<T> {
     /// and if a jump frame inside it finds itself dropped inside its own
     /// call, nothing stays published (`DropRestore`). A jump frame dropped
     /// inside its own call leaves nothing published either
-    /// ([`drop_entered_jump`](Self::drop_entered_jump)).
+    /// ([`torn_down_target`](Self::torn_down_target), [`run_torn_down`]).
     ///
     /// # Safety
     /// As for [`enter_at`](Self::enter_at).
@@ -735,9 +735,9 @@ impl<T> Node<T> {
             // SAFETY: guaranteed by the caller.
             if let Some(jump) = unsafe { Self::jump_kind(this) } {
                 // SAFETY: guaranteed by the caller; a frame of that kind.
-                if unsafe { Self::entered(this, jump) } {
-                    // SAFETY: guaranteed by the caller; a frame of that kind.
-                    return unsafe { Self::drop_entered_jump(this, jump, f) };
+                if let Some(target) = unsafe { Self::torn_down_target(this, jump) } {
+                    // Its destructors see what its polls saw.
+                    return run_torn_down(target, f);
                 }
                 // SAFETY: guaranteed by the caller; a frame of that kind.
                 return unsafe { Self::enter_jump(this, jump, f) };
@@ -762,51 +762,30 @@ impl<T> Node<T> {
         f()
     }
 
-    /// Whether the jump frame at `this`, being dropped, is dropped inside
-    /// its own call: only in the teardown of a thread that never unwinds
-    /// (LIFO). Either [`jump_to`](Self::jump_to) marked it, or its target,
-    /// a snapshot's first node (which the usual `with_snapshot` poll
-    /// publishes without the mark), is reachable from the slot. Nothing else
-    /// publishes those nodes while the frame can be dropped: its clones have
-    /// their own, and `Scoped::value().run(..)` borrows the frame.
+    /// The target of the jump frame at `this`, being dropped, if it is
+    /// dropped inside its own call: only in the teardown of a thread that
+    /// never unwinds (LIFO). Either [`jump_to`](Self::jump_to) marked it, or
+    /// its target, a snapshot's first node (which the usual `with_snapshot`
+    /// poll publishes without the mark), is reachable from the slot. Nothing
+    /// else publishes those nodes while the frame can be dropped: its clones
+    /// have their own, and `Scoped::value().run(..)` borrows the frame.
     ///
     /// # Safety
     /// As for [`enter_jump`](Self::enter_jump).
     #[inline]
-    unsafe fn entered(this: NonNull<Self>, jump: Jump) -> bool {
+    unsafe fn torn_down_target(this: NonNull<Self>, jump: Jump) -> Option<FramePtr> {
         // SAFETY: the caller's frame, alive; only its header is read.
-        if !unsafe { (*this.as_ptr()).header.link }.is_null() {
-            return true;
-        }
+        let marked = !unsafe { (*this.as_ptr()).header.link }.is_null();
         match jump {
-            Jump::Isolate => false,
+            Jump::Isolate => marked.then_some(FramePtr::NULL),
             #[cfg(feature = "alloc")]
             Jump::Snapshot => {
                 // SAFETY: guaranteed by the caller.
                 let target = unsafe { Self::jump_target(this, jump) };
-                target.0.is_some_and(|node| imp::get().reaches(node))
+                let published = target.0.is_some_and(|node| imp::get().reaches(node));
+                (marked || published).then_some(target)
             }
         }
-    }
-
-    /// [`enter_to_drop_at`](Self::enter_to_drop_at) for a jump frame
-    /// dropped inside its own call (marked by [`jump_to`](Self::jump_to)):
-    /// only in the teardown of a thread that never unwinds (LIFO). The
-    /// frames its future published above it are still reachable, and go
-    /// away with it; what was visible below it is unknown here. So `f` runs
-    /// with the frame's target published (its destructors see what its
-    /// polls saw), and then nothing is left published.
-    ///
-    /// # Safety
-    /// As for [`enter_jump`](Self::enter_jump).
-    #[cold]
-    #[inline(never)]
-    unsafe fn drop_entered_jump<R>(this: NonNull<Self>, jump: Jump, f: impl FnOnce() -> R) -> R {
-        // SAFETY: guaranteed by the caller.
-        let target = unsafe { Self::jump_target(this, jump) };
-        imp::set(target);
-        let _restore = Restore(FramePtr::NULL);
-        f()
     }
 
     /// Writes the link of the store or hiding frame at `this` for entry
@@ -870,6 +849,20 @@ impl<T: ?Sized + 'static> Node<Hidden<T>> {
 
 /// Puts the previous frame back, on return and on unwind.
 struct Restore(FramePtr);
+
+/// The end of every owner dropped inside its own call, in the teardown of a
+/// thread that never unwinds (LIFO): a jump frame, a snapshot dropping its
+/// task, a one-word carrier. The frames published above what it published
+/// go away with it, and what was visible below it is unknown there: runs
+/// `f` (the drop of its future) with `top` published, then leaves nothing
+/// published.
+#[cold]
+#[inline(never)]
+fn run_torn_down<R>(top: FramePtr, f: impl FnOnce() -> R) -> R {
+    imp::set(top);
+    let _restore = Restore(FramePtr::NULL);
+    f()
+}
 
 /// [`Restore`] for the call of a jump frame: also clears the frame's
 /// entered mark (see [`Node::jump_to`]).

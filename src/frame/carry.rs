@@ -21,7 +21,7 @@ use core::mem::{self, align_of, size_of, MaybeUninit};
 use core::ops::ControlFlow;
 use core::ptr::NonNull;
 
-use super::{imp, shadowed, FramePtr, Header, Kind, Meta, MetaOf, Node, Restore};
+use super::{imp, run_torn_down, shadowed, FramePtr, Header, Kind, Meta, MetaOf, Node, Restore};
 
 // Only the executor adapters' tasks carry one (`crate::carried`).
 #[cfg_attr(
@@ -741,7 +741,7 @@ impl<const W: usize> Captured<W> {
     /// snapshot's own call publishes its nodes). The frames the task
     /// published above them go away with it, and what was below is unknown
     /// here: `f` runs with `top` published, and then nothing is published.
-    #[inline(never)]
+    #[inline]
     pub(crate) fn run_from_to_drop<R>(top: FramePtr, f: impl FnOnce() -> R) -> R {
         let Some(node) = top.0 else {
             return Self::run_from(top, f);
@@ -749,9 +749,7 @@ impl<const W: usize> Captured<W> {
         if !imp::get().reaches(node) {
             return Self::run_from(top, f);
         }
-        imp::set(top);
-        let _restore = Restore(FramePtr::NULL);
-        f()
+        run_torn_down(top, f)
     }
 
     /// Writes a clone of the store at `src` at `offset`, in the inline

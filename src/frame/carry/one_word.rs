@@ -29,7 +29,7 @@ use core::ops::ControlFlow;
 use core::ptr::NonNull;
 
 use super::{each_carried, Carry};
-use crate::frame::{imp, FramePtr, Header, JumpMarker, Kind, Meta, Restore};
+use crate::frame::{imp, run_torn_down, FramePtr, Header, JumpMarker, Kind, Meta};
 
 /// The bytes of a value of at most one word, whatever its type.
 type Word = MaybeUninit<u64>;
@@ -193,9 +193,7 @@ impl OneWord {
     #[inline]
     pub(crate) fn run_to_drop<R>(&mut self, f: impl FnOnce() -> R) -> R {
         if self.lent() {
-            imp::set(FramePtr::NULL);
-            let _restore = Restore(FramePtr::NULL);
-            return f();
+            return run_torn_down(FramePtr::NULL, f);
         }
         self.run(f)
     }
